@@ -1,0 +1,4 @@
+export * from './errors.js';
+export * from './keyformat.js';
+export * from './origins.js';
+export * from './schemas.js';

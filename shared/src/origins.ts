@@ -1,0 +1,81 @@
+// Origin allowlist entries (SPEC section 4): parsing, normalisation and matching.
+
+export interface OriginPattern {
+  scheme: 'http' | 'https';
+  /** Exact host, or for a wildcard entry the suffix after `*.` */
+  host: string;
+  /** '' for the scheme's default port. */
+  port: string;
+  wildcard: boolean;
+}
+
+const HOST_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+function splitOrigin(text: string): { scheme: string; host: string; port: string } | null {
+  const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#@\s]+?)(?::(\d{1,5}))?\/?$/.exec(text);
+  if (!m) return null;
+  const scheme = m[1]!.toLowerCase();
+  if (scheme !== 'http' && scheme !== 'https') return null;
+  let port = m[3] ?? '';
+  if (port) {
+    const n = Number(port);
+    if (n < 1 || n > 65535) return null;
+    port = String(n);
+    if ((scheme === 'https' && n === 443) || (scheme === 'http' && n === 80)) port = '';
+  }
+  return { scheme, host: m[2]!.toLowerCase(), port };
+}
+
+function validHost(host: string): boolean {
+  if (host.startsWith('[') && host.endsWith(']')) return /^\[[0-9a-f:.]+\]$/.test(host);
+  if (host.length > 253 || host.endsWith('.')) return false;
+  return host.split('.').every((label) => HOST_LABEL.test(label));
+}
+
+/** Parses an allowlist entry; null when it is not a valid `scheme://host[:port]` or `https://*.domain`. */
+export function parseOriginEntry(entry: string): OriginPattern | null {
+  if (typeof entry !== 'string' || entry.length > 300) return null;
+  const parts = splitOrigin(entry.trim());
+  if (!parts) return null;
+  let { host } = parts;
+  let wildcard = false;
+  if (host.startsWith('*.')) {
+    wildcard = true;
+    host = host.slice(2);
+    // A wildcard must name a registrable-looking domain: `*.com` would open every site.
+    if (!host.includes('.') && host !== 'localhost') return null;
+  }
+  if (!validHost(host)) return null;
+  return { scheme: parts.scheme as 'http' | 'https', host, port: parts.port, wildcard };
+}
+
+/** The canonical text of an entry: lowercase, no default port, no trailing slash. */
+export function formatOriginPattern(p: OriginPattern): string {
+  return `${p.scheme}://${p.wildcard ? '*.' : ''}${p.host}${p.port ? `:${p.port}` : ''}`;
+}
+
+/** Normalises an allowlist entry, or returns null when it is invalid. */
+export function normalizeOriginEntry(entry: string): string | null {
+  const p = parseOriginEntry(entry);
+  return p ? formatOriginPattern(p) : null;
+}
+
+/** Normalises the value of a request's Origin header; null for `null`, paths or anything malformed. */
+export function normalizeRequestOrigin(origin: string): string | null {
+  const parts = splitOrigin(origin);
+  if (!parts || parts.host.includes('*') || !validHost(parts.host)) return null;
+  if (origin.endsWith('/')) return null; // browsers never send a slash; treat as malformed
+  return `${parts.scheme}://${parts.host}${parts.port ? `:${parts.port}` : ''}`;
+}
+
+/** True when the request origin (as sent by the browser) matches one of the patterns. */
+export function originMatches(origin: string, patterns: readonly OriginPattern[]): boolean {
+  const normal = normalizeRequestOrigin(origin);
+  if (!normal) return false;
+  const parts = splitOrigin(normal)!;
+  return patterns.some((p) => {
+    if (p.scheme !== parts.scheme || p.port !== parts.port) return false;
+    if (!p.wildcard) return p.host === parts.host;
+    return parts.host.endsWith(`.${p.host}`) && parts.host.length > p.host.length + 1;
+  });
+}

@@ -1,0 +1,257 @@
+// Request and response shapes of the API (SPEC sections 6, 6a, 7, 7a), shared by server and widget.
+import { z } from 'zod';
+import { normalizeOriginEntry } from './origins.js';
+
+export const ServiceId = z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/, 'must match ^[a-z0-9][a-z0-9-]{1,62}$');
+export const EnvironmentSchema = z.enum(['live', 'test']);
+export const Scope = z.enum(['read', 'write', 'admin']);
+export type Scope = z.infer<typeof Scope>;
+export const TicketStatus = z.enum(['open', 'closed']);
+export type TicketStatus = z.infer<typeof TicketStatus>;
+
+export const MAX_MESSAGE = 5000;
+/** A message body: 1 to 5,000 characters after trimming; stored trimmed. */
+export const MessageBody = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty')
+  .max(MAX_MESSAGE, `must be at most ${MAX_MESSAGE} characters`);
+
+const IsoTime = z.string();
+const Nullable = <T extends z.ZodTypeAny>(t: T) => t.nullable();
+
+export const HttpUrl = z
+  .string()
+  .max(2048)
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return u.protocol === 'http:' || u.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  }, 'must be an http(s) URL');
+
+export const Email = z.string().max(254).pipe(z.email());
+
+export const Metadata = z
+  .record(z.string().min(1).max(40), z.string().max(500))
+  .refine((m) => Object.keys(m).length <= 20, 'at most 20 keys');
+
+export const Visitor = z.strictObject({
+  name: z.string().trim().max(100).optional(),
+  email: Email.optional(),
+});
+
+// ---- widget requests ----
+
+export const CreateTicketBody = z.strictObject({
+  message: MessageBody,
+  visitor: Visitor.optional(),
+  page_url: HttpUrl.optional(),
+  metadata: Metadata.optional(),
+  user_token: z.string().min(1).max(8192).optional(),
+  api_key: z.string().optional(),
+});
+export type CreateTicketBody = z.infer<typeof CreateTicketBody>;
+
+export const PostMessageBody = z.strictObject({
+  message: MessageBody,
+  api_key: z.string().optional(),
+});
+
+export const MessagesQuery = z.strictObject({
+  after: z.string().min(1).max(100).optional(),
+});
+
+export const IdempotencyKey = z.string().min(1).max(255);
+export const VisitorToken = z.string().min(1).max(200);
+
+// ---- shapes ----
+
+export const WidgetSettings = z.object({
+  greeting: z.string(),
+  color: z.string(),
+  position: z.enum(['bottom-right', 'bottom-left']),
+  require_identity: z.boolean(),
+});
+export type WidgetSettings = z.infer<typeof WidgetSettings>;
+
+export const Prices = z.object({ 'ticket.create': z.number().int(), 'message.create': z.number().int() });
+
+export const Site = z.object({
+  service_id: z.string(),
+  name: z.string(),
+  allowed_origins: z.array(z.string()),
+  allow_server_requests: z.boolean(),
+  rate_limit_per_minute: z.number().int(),
+  daily_spend_cap_micros: z.number().int(),
+  prices: Prices,
+  widget: WidgetSettings,
+  created_at: IsoTime,
+});
+export type Site = z.infer<typeof Site>;
+
+export const Key = z.object({
+  id: z.string(),
+  name: z.string(),
+  prefix: z.string(),
+  type: z.enum(['publishable', 'secret']),
+  environment: EnvironmentSchema,
+  scopes: z.array(z.string()),
+  site: Nullable(z.string()),
+  sites: Nullable(z.array(z.string())),
+  created_at: IsoTime,
+  last_used_at: Nullable(IsoTime),
+  expires_at: Nullable(IsoTime),
+  revoked_at: Nullable(IsoTime),
+  exposed_at: Nullable(IsoTime),
+  secret: z.string().optional(),
+});
+export type Key = z.infer<typeof Key>;
+
+export const Ticket = z.object({
+  id: z.string(),
+  status: TicketStatus,
+  environment: EnvironmentSchema,
+  visitor: z.object({ name: Nullable(z.string()), email: Nullable(z.string()) }),
+  user: Nullable(z.object({ id: z.string(), name: Nullable(z.string()), email: Nullable(z.string()) })),
+  page_url: Nullable(z.string()),
+  metadata: Nullable(z.record(z.string(), z.string())),
+  created_at: IsoTime,
+  updated_at: IsoTime,
+});
+export type Ticket = z.infer<typeof Ticket>;
+
+export const Message = z.object({
+  id: z.string(),
+  ticket_id: z.string(),
+  author: z.enum(['visitor', 'agent']),
+  author_name: Nullable(z.string()),
+  body: z.string(),
+  created_at: IsoTime,
+});
+export type Message = z.infer<typeof Message>;
+
+// ---- widget responses ----
+
+export const WidgetConfigResponse = z.object({
+  site: z.object({ service_id: z.string(), name: z.string() }),
+  widget: WidgetSettings,
+});
+export type WidgetConfigResponse = z.infer<typeof WidgetConfigResponse>;
+
+export const CreateTicketResponse = z.object({ ticket: Ticket, visitor_token: z.string(), messages: z.array(Message) });
+export type CreateTicketResponse = z.infer<typeof CreateTicketResponse>;
+export const MessagesResponse = z.object({ ticket: Ticket, messages: z.array(Message) });
+export type MessagesResponse = z.infer<typeof MessagesResponse>;
+export const MessageResponse = z.object({ message: Message });
+export type MessageResponse = z.infer<typeof MessageResponse>;
+export const UserTicketsResponse = z.object({
+  tickets: z.array(z.object({ ticket: Ticket, visitor_token: z.string() })),
+  next_cursor: z.string().nullable(),
+});
+export type UserTicketsResponse = z.infer<typeof UserTicketsResponse>;
+
+// ---- management requests ----
+
+/** An origin allowlist entry, normalised (lowercase, no default port, no trailing slash). */
+export const OriginEntry = z.string().transform((v, ctx) => {
+  const n = normalizeOriginEntry(v);
+  if (!n) {
+    ctx.addIssue({ code: 'custom', message: 'must be scheme://host[:port] or https://*.domain, with no path' });
+    return z.NEVER;
+  }
+  return n;
+});
+
+const Color = z.string().regex(/^#[0-9a-fA-F]{6}$/, 'must be a #rrggbb colour');
+const Micros = z.number().int().min(0).max(1_000_000_000_000);
+
+export const WidgetSettingsInput = z.strictObject({
+  greeting: z.string().trim().max(500).optional(),
+  color: Color.optional(),
+  position: z.enum(['bottom-right', 'bottom-left']).optional(),
+  require_identity: z.boolean().optional(),
+});
+export const PricesInput = z.strictObject({
+  'ticket.create': Micros.optional(),
+  'message.create': Micros.optional(),
+});
+
+const siteFields = {
+  name: z.string().trim().min(1).max(100),
+  allowed_origins: z.array(OriginEntry).max(100),
+  allow_server_requests: z.boolean(),
+  rate_limit_per_minute: z.number().int().min(1).max(100_000),
+  daily_spend_cap_micros: Micros,
+  prices: PricesInput,
+  widget: WidgetSettingsInput,
+};
+
+export const CreateSiteBody = z.strictObject({
+  service_id: ServiceId,
+  name: siteFields.name,
+  allowed_origins: siteFields.allowed_origins,
+  allow_server_requests: siteFields.allow_server_requests.optional(),
+  rate_limit_per_minute: siteFields.rate_limit_per_minute.optional(),
+  daily_spend_cap_micros: siteFields.daily_spend_cap_micros.optional(),
+  prices: siteFields.prices.optional(),
+  widget: siteFields.widget.optional(),
+});
+export type CreateSiteBody = z.infer<typeof CreateSiteBody>;
+
+export const PatchSiteBody = z.strictObject({
+  name: siteFields.name.optional(),
+  allowed_origins: siteFields.allowed_origins.optional(),
+  allow_server_requests: siteFields.allow_server_requests.optional(),
+  rate_limit_per_minute: siteFields.rate_limit_per_minute.optional(),
+  daily_spend_cap_micros: siteFields.daily_spend_cap_micros.optional(),
+  prices: siteFields.prices.optional(),
+  widget: siteFields.widget.optional(),
+});
+export type PatchSiteBody = z.infer<typeof PatchSiteBody>;
+
+export const CreateKeyBody = z.strictObject({
+  type: z.enum(['publishable', 'secret']),
+  name: z.string().trim().min(1).max(100),
+  site: ServiceId.optional(),
+  scopes: z.array(Scope).min(1).max(3).optional(),
+  sites: z.array(ServiceId).min(1).max(100).optional(),
+  expires_at: z.iso.datetime({ offset: true }).optional(),
+});
+export type CreateKeyBody = z.infer<typeof CreateKeyBody>;
+
+export const RotateKeyBody = z.strictObject({
+  grace_seconds: z.number().int().min(0).max(604_800).optional(),
+});
+
+export const ListTicketsQuery = z.strictObject({
+  status: TicketStatus.optional(),
+  limit: z.coerce.number().int().min(1).max(100).optional(),
+  cursor: z.string().min(1).max(200).optional(),
+});
+
+export const AgentReplyBody = z.strictObject({
+  message: MessageBody,
+  author_name: z.string().trim().min(1).max(100).optional(),
+});
+
+export const PatchTicketBody = z.strictObject({ status: TicketStatus });
+
+export const UsageQuery = z.strictObject({
+  days: z.coerce.number().int().min(1).max(90).optional(),
+});
+
+export const UsageDay = z.object({
+  date: z.string(),
+  spend_micros: z.number().int(),
+  tickets: z.number().int(),
+  messages: z.number().int(),
+  refused: z.record(z.string(), z.number().int()),
+});
+export type UsageDay = z.infer<typeof UsageDay>;
+
+export const CreateSigningKeyBody = z.strictObject({
+  public_key_pem: z.string().min(1).max(4096).optional(),
+});
