@@ -1,0 +1,84 @@
+// Finding and verifying the API key of a request (SPEC section 3).
+import type { Request } from 'express';
+import { parseKey } from '@parley/shared';
+import type { AppContext } from '../context.js';
+import { findKeyByHash, markKeyExposed, touchKey, type KeyWithSite } from '../db/keys.js';
+import { ApiError } from '../errors.js';
+import { sha256 } from '../util.js';
+
+export interface Auth {
+  key: KeyWithSite;
+  environment: 'live' | 'test';
+  scopes: ReadonlySet<string>;
+}
+
+function bearer(req: Request): string | undefined {
+  const h = req.headers.authorization;
+  if (h === undefined) return undefined;
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
+  // A malformed Authorization header is a credential we cannot read: say so rather than ignore it.
+  return m ? m[1] : h;
+}
+
+function header(req: Request, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+/** Every credential the request carries; two different ones are `400 conflicting_credentials`. */
+export function findCredential(req: Request, opts: { fromBody: boolean }): string {
+  const found = new Set<string>();
+  for (const v of [header(req, 'x-parley-key'), bearer(req), header(req, 'x-api-key')]) {
+    if (v !== undefined && v !== '') found.add(v.trim());
+  }
+  if (opts.fromBody && req.body && typeof req.body === 'object' && !Array.isArray(req.body)) {
+    const k = (req.body as Record<string, unknown>).api_key;
+    if (k !== undefined) {
+      if (typeof k !== 'string') throw new ApiError('invalid_api_key', 'The api_key field must be a string.');
+      found.add(k.trim());
+    }
+  }
+  if (found.size > 1) throw new ApiError('conflicting_credentials', 'The request carries two different API keys; send one.');
+  const [key] = found;
+  if (!key) throw new ApiError('missing_authorization', 'No API key: send it in the Authorization header as a Bearer token.');
+  return key;
+}
+
+/** Verifies a key: shape and checksum offline, then one indexed lookup; revoked or expired keys are refused. */
+export function verifyKey(ctx: AppContext, raw: string): Auth {
+  if (!parseKey(raw)) throw new ApiError('invalid_api_key', 'The API key is malformed or its checksum is wrong.');
+  const key = findKeyByHash(ctx.db, sha256(raw));
+  const now = ctx.clock();
+  if (!key) throw new ApiError('invalid_api_key', 'The API key is not valid.');
+  if (key.revoked_at !== null && key.revoked_at <= now) throw new ApiError('invalid_api_key', 'The API key has been revoked.');
+  if (key.expires_at !== null && key.expires_at <= now) throw new ApiError('invalid_api_key', 'The API key has expired.');
+  return { key, environment: key.environment, scopes: new Set(JSON.parse(key.scopes) as string[]) };
+}
+
+/** Records that the key was used, at most once a minute (called once a request is accepted). */
+export function recordKeyUse(ctx: AppContext, auth: Auth): void {
+  const now = ctx.clock();
+  if (auth.key.last_used_at === null || auth.key.last_used_at < now - 60_000) touchKey(ctx.db, auth.key.id, now);
+}
+
+/** Widget routes: a publishable key only. A secret key sent from a browser is marked exposed. */
+export function authenticatePublishable(ctx: AppContext, req: Request): Auth {
+  const auth = verifyKey(ctx, findCredential(req, { fromBody: true }));
+  if (auth.key.type !== 'publishable') {
+    if (req.headers.origin !== undefined) markKeyExposed(ctx.db, auth.key.id, ctx.clock());
+    throw new ApiError(
+      'publishable_key_required',
+      'Widget routes take a publishable key (pk_...). A secret key must never be used in a browser: rotate it if it was.',
+    );
+  }
+  return auth;
+}
+
+/** Management routes: a secret key only. */
+export function authenticateSecret(ctx: AppContext, req: Request): Auth {
+  const auth = verifyKey(ctx, findCredential(req, { fromBody: false }));
+  if (auth.key.type !== 'secret') {
+    throw new ApiError('insufficient_scope', 'Management routes take a secret key (sk_...); publishable keys only reach /v1/widget.');
+  }
+  return auth;
+}

@@ -1,0 +1,67 @@
+// Environment variables and flags -> one typed, frozen config, validated once; flags beat the environment.
+import { z } from 'zod';
+
+const Port = z.coerce.number().int().min(0).max(65535);
+const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+const Schema = z.object({
+  db: z.string().min(1),
+  port: Port,
+  host: z.string().min(1),
+  trustProxy: z.union([z.boolean(), z.number().int().min(0), z.string().min(1)]),
+  logLevel: LogLevel,
+  durability: z.enum(['normal', 'full']),
+  workers: z.coerce.number().int().min(1).max(64),
+});
+export type Config = Readonly<z.infer<typeof Schema>>;
+
+/** Which variable or flag feeds each field, for error messages. */
+const SOURCES: Record<keyof z.infer<typeof Schema>, [env: string, flag: string]> = {
+  db: ['PARLEY_DB', '--db'],
+  port: ['PARLEY_PORT', '--port'],
+  host: ['PARLEY_HOST', '--host'],
+  trustProxy: ['PARLEY_TRUST_PROXY', '--trust-proxy'],
+  logLevel: ['PARLEY_LOG_LEVEL', '--log-level'],
+  durability: ['PARLEY_DURABILITY', '--durability'],
+  workers: ['PARLEY_WORKERS', '--workers'],
+};
+
+export class ConfigError extends Error {}
+
+function parseTrustProxy(v: string): boolean | number | string {
+  if (v === 'true') return true;
+  if (v === 'false' || v === '') return false;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v; // a list of addresses or subnets, as Express accepts
+}
+
+/** Builds the config from the environment and parsed flags; throws ConfigError naming the bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<keyof Config, string>> = {}): Config {
+  const pick = (field: keyof Config, fallback: string): { value: string; from: string } => {
+    const [envName, flag] = SOURCES[field];
+    if (flags[field] !== undefined) return { value: flags[field]!, from: flag };
+    if (env[envName] !== undefined && env[envName] !== '') return { value: env[envName]!, from: envName };
+    return { value: fallback, from: envName };
+  };
+  const raw = {
+    db: pick('db', './data/parley.db'),
+    port: pick('port', '8787'),
+    host: pick('host', '127.0.0.1'),
+    trustProxy: pick('trustProxy', 'false'),
+    logLevel: pick('logLevel', 'info'),
+    durability: pick('durability', 'normal'),
+    workers: pick('workers', '1'),
+  };
+  const input = Object.fromEntries(
+    Object.entries(raw).map(([k, { value }]) => [k, k === 'trustProxy' ? parseTrustProxy(value) : value]),
+  );
+  const parsed = Schema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path[0] as keyof Config;
+    const source = raw[field];
+    const shown = JSON.stringify(source.value).slice(0, 60);
+    throw new ConfigError(`Invalid ${source.from}=${shown}: ${issue.message}`);
+  }
+  return Object.freeze(parsed.data);
+}

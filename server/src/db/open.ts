@@ -1,0 +1,21 @@
+// Opens the SQLite database with the pragmas every process relies on, and migrates it.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { migrate } from './migrations/index.js';
+
+export type Durability = 'normal' | 'full';
+export type DB = Database.Database;
+
+/** Opens (creating if needed) and migrates the database at `path`. */
+export function openDatabase(path: string, durability: Durability = 'normal'): DB {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  // NORMAL in WAL survives process crashes; FULL also survives power loss (an fsync per commit).
+  db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}

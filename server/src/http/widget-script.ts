@@ -1,0 +1,53 @@
+// GET /widget.js: the built widget, with an ETag and a short Cache-Control.
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Router } from 'express';
+import { ApiError } from '../errors.js';
+
+const DIST = fileURLToPath(new URL('../../../widget/dist/', import.meta.url));
+
+interface Asset {
+  body: Buffer;
+  etag: string;
+  mtimeMs: number;
+}
+
+/** Serves widget.js and its source map, re-reading them only when the file changed. */
+export function widgetScript(dir: string = DIST): Router {
+  const router = Router();
+  const cache = new Map<string, Asset>();
+  const load = (name: string): Asset | undefined => {
+    try {
+      const path = dir + name;
+      const { mtimeMs } = statSync(path);
+      const hit = cache.get(name);
+      if (hit && hit.mtimeMs === mtimeMs) return hit;
+      const body = readFileSync(path);
+      const asset = { body, mtimeMs, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+      cache.set(name, asset);
+      return asset;
+    } catch {
+      return undefined;
+    }
+  };
+  for (const [route, file, type] of [
+    ['/widget.js', 'widget.js', 'text/javascript; charset=utf-8'],
+    ['/widget.js.map', 'widget.js.map', 'application/json; charset=utf-8'],
+  ] as const) {
+    router.get(route, (req, res, next) => {
+      const asset = load(file);
+      if (!asset) return next(new ApiError('not_found', 'The widget has not been built: run pnpm build.'));
+      res.setHeader('ETag', asset.etag);
+      res.setHeader('Cache-Control', 'public, max-age=300');
+      res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
+      res.setHeader('Access-Control-Allow-Origin', '*');
+      if (req.headers['if-none-match'] === asset.etag) {
+        res.status(304).end();
+        return;
+      }
+      res.type(type).send(asset.body);
+    });
+  }
+  return router;
+}

@@ -1,0 +1,69 @@
+// Rate limits as GCRA over SQLite: one row per bucket holding its theoretical arrival time (TAT).
+// The check and the update are one statement pair inside the caller's IMMEDIATE transaction, so
+// admission is exact under concurrency and across processes sharing the database.
+import type { Response } from 'express';
+import type { DB } from '../db/open.js';
+import { perDb } from '../db/prepare.js';
+
+const WINDOW_MS = 60_000;
+
+export interface RateDecision {
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  /** Seconds until the bucket is full again. */
+  resetSeconds: number;
+  /** Seconds to wait before a retry can succeed (only when refused); at least 1. */
+  retryAfter: number;
+  now: number;
+}
+
+const s = perDb((db) => ({
+  get: db.prepare('SELECT tat FROM rate_limits WHERE bucket = ?'),
+  put: db.prepare('INSERT INTO rate_limits (bucket, tat) VALUES (?, ?) ON CONFLICT (bucket) DO UPDATE SET tat = excluded.tat'),
+}));
+
+function decide(tat: number, now: number, limit: number): { allowed: boolean; newTat: number } & Omit<RateDecision, 'limit' | 'now' | 'allowed'> {
+  const interval = WINDOW_MS / limit;
+  const start = Math.max(tat, now);
+  const newTat = start + interval;
+  if (newTat - now <= WINDOW_MS + 1e-6) {
+    return {
+      allowed: true,
+      newTat,
+      remaining: Math.max(0, Math.floor((now + WINDOW_MS - newTat) / interval + 1e-9)),
+      resetSeconds: Math.max(0, Math.ceil((newTat - now) / 1000)),
+      retryAfter: 0,
+    };
+  }
+  return {
+    allowed: false,
+    newTat: tat,
+    remaining: 0,
+    resetSeconds: Math.max(0, Math.ceil((tat - now) / 1000)),
+    retryAfter: Math.max(1, Math.ceil((newTat - WINDOW_MS - now) / 1000)),
+  };
+}
+
+/** Takes one token from `bucket` if one is left. Must run inside an IMMEDIATE transaction. */
+export function takeToken(db: DB, bucket: string, limit: number, now: number): RateDecision {
+  const row = s(db).get.get(bucket) as { tat: number } | undefined;
+  const d = decide(row?.tat ?? now, now, limit);
+  if (d.allowed) s(db).put.run(bucket, Math.round(d.newTat));
+  return { allowed: d.allowed, limit, remaining: d.remaining, resetSeconds: d.resetSeconds, retryAfter: d.retryAfter, now };
+}
+
+/** Takes a token in its own IMMEDIATE transaction. */
+export function takeTokenNow(db: DB, bucket: string, limit: number, now: number): RateDecision {
+  return db.transaction(() => takeToken(db, bucket, limit, now)).immediate();
+}
+
+/** Writes the IETF draft and legacy rate-limit headers of SPEC section 5. */
+export function setRateLimitHeaders(res: Response, d: RateDecision, policy: string): void {
+  res.setHeader('RateLimit-Policy', `"${policy}";q=${d.limit};w=60`);
+  res.setHeader('RateLimit', `"${policy}";r=${d.remaining};t=${d.resetSeconds}`);
+  res.setHeader('X-RateLimit-Limit', String(d.limit));
+  res.setHeader('X-RateLimit-Remaining', String(d.remaining));
+  res.setHeader('X-RateLimit-Reset', String(Math.ceil(d.now / 1000) + d.resetSeconds));
+  if (!d.allowed) res.setHeader('Retry-After', String(d.retryAfter));
+}

@@ -1,0 +1,78 @@
+// Building a context and running one HTTP server process with a graceful drain.
+import { createServer, type Server } from 'node:http';
+import type { Logger } from 'pino';
+import { createApp } from './app.js';
+import type { Config } from './config.js';
+import type { AppContext } from './context.js';
+import { openDatabase } from './db/open.js';
+import { EventFeed } from './events.js';
+import { createLogger } from './logger.js';
+import { startMaintenance } from './maintenance.js';
+
+export interface Running {
+  ctx: AppContext;
+  server: Server;
+  port: number;
+  /** Stops accepting, lets in-flight requests finish (streams end), closes the database. */
+  close: (graceMs?: number) => Promise<void>;
+}
+
+export interface StartOptions {
+  config: Config;
+  logger?: Logger;
+  clock?: () => number;
+  limits?: Partial<AppContext['limits']>;
+}
+
+/** Builds the context for `config` (opening and migrating the database). */
+export function buildContext(opts: StartOptions & { closing: AbortSignal }): AppContext {
+  const logger = opts.logger ?? createLogger(opts.config.logLevel);
+  const db = openDatabase(opts.config.db, opts.config.durability);
+  return {
+    db,
+    config: opts.config,
+    clock: opts.clock ?? Date.now,
+    logger,
+    events: new EventFeed(db, logger),
+    closing: opts.closing,
+    limits: { streamsPerSite: 100, heartbeatMs: 25_000, managementRatePerMinute: 600, ...opts.limits },
+  };
+}
+
+/** Starts one server process on config.host:config.port (0 picks a free port). */
+export async function startServer(opts: StartOptions): Promise<Running> {
+  const closing = new AbortController();
+  const ctx = buildContext({ ...opts, closing: closing.signal });
+  const app = createApp(ctx);
+  const server = createServer(app);
+  server.keepAliveTimeout = 5_000;
+  server.headersTimeout = 15_000;
+  server.requestTimeout = 30_000;
+  const stopMaintenance = startMaintenance(ctx);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.config.port, opts.config.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.config.port;
+  let closed: Promise<void> | undefined;
+  const close = (graceMs = 10_000): Promise<void> => {
+    closed ??= new Promise<void>((resolve) => {
+      stopMaintenance();
+      closing.abort();
+      const force = setTimeout(() => server.closeAllConnections(), graceMs);
+      force.unref();
+      const idle = setInterval(() => server.closeIdleConnections(), 100);
+      server.close(() => {
+        clearTimeout(force);
+        clearInterval(idle);
+        ctx.events.close();
+        ctx.db.close();
+        resolve();
+      });
+      server.closeIdleConnections();
+    });
+    return closed;
+  };
+  return { ctx, server, port, close };
+}

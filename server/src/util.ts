@@ -1,0 +1,28 @@
+// Small helpers: ids, hashes, time formatting.
+import { createHash, randomBytes } from 'node:crypto';
+
+/** An id with a type prefix and 128 random bits (base62-ish via base64url). */
+export function newId(prefix: 'ws' | 'key' | 'tkt' | 'msg' | 'sgk'): string {
+  return `${prefix}_${randomBytes(16).toString('base64url')}`;
+}
+
+export function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+export function iso(ms: number): string;
+export function iso(ms: number | null | undefined): string | null;
+export function iso(ms: number | null | undefined): string | null {
+  return ms === null || ms === undefined ? null : new Date(ms).toISOString();
+}
+
+/** The UTC day of a timestamp, as YYYY-MM-DD. */
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** The next 00:00 UTC after `ms`. */
+export function nextUtcMidnight(ms: number): number {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1);
+}
