@@ -1,0 +1,82 @@
+// Verifying signed user tokens (SPEC section 6a) with jose: ES256 only, kid naming one of the
+// site's signing keys, bounded claims. Each failure says which check failed, never the token.
+import { createPublicKey } from 'node:crypto';
+import { decodeProtectedHeader, errors, importSPKI, jwtVerify } from 'jose';
+import type { AppContext } from '../context.js';
+import { findSigningKey, type SigningKeyRow } from '../db/signing-keys.js';
+import type { SiteRow } from '../db/sites.js';
+import { ApiError } from '../errors.js';
+
+export interface VerifiedUser {
+  id: string;
+  name: string | null;
+  email: string | null;
+}
+
+const SKEW_SECONDS = 60;
+const MAX_LIFETIME_SECONDS = 24 * 60 * 60;
+
+type PublicKey = Awaited<ReturnType<typeof importSPKI>>;
+const keyCache = new Map<string, { pem: string; key: Promise<PublicKey> }>();
+
+function publicKey(row: SigningKeyRow): Promise<PublicKey> {
+  const hit = keyCache.get(row.id);
+  if (hit && hit.pem === row.public_key_pem) return hit.key;
+  const key = importSPKI(row.public_key_pem, 'ES256');
+  if (keyCache.size > 10_000) keyCache.clear();
+  keyCache.set(row.id, { pem: row.public_key_pem, key });
+  return key;
+}
+
+/** True when `pem` is an SPKI public key on the P-256 curve. */
+export function isP256PublicKeyPem(pem: string): boolean {
+  try {
+    const key = createPublicKey({ key: pem, format: 'pem' });
+    return key.type === 'public' && key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
+  } catch {
+    return false;
+  }
+}
+
+const refuse = (why: string): ApiError => new ApiError('invalid_user_token', `The user token was refused: ${why}.`);
+
+/** Verifies `token` for `site`; throws 401 invalid_user_token naming the failed check. */
+export async function verifyUserToken(ctx: AppContext, site: SiteRow, token: string): Promise<VerifiedUser> {
+  if (typeof token !== 'string' || token.length > 8192 || token.split('.').length !== 3) throw refuse('it is not a compact JWS');
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(token);
+  } catch {
+    throw refuse('its header cannot be decoded');
+  }
+  if (header.alg !== 'ES256') throw refuse(`wrong alg (only ES256 is accepted)`);
+  if (typeof header.kid !== 'string' || header.kid.length === 0) throw refuse('no kid in the header');
+  const row = findSigningKey(ctx.db, header.kid, site.id);
+  if (!row) throw refuse('unknown kid');
+  const now = ctx.clock();
+  let payload: Record<string, unknown>;
+  try {
+    ({ payload } = await jwtVerify(token, await publicKey(row), {
+      algorithms: ['ES256'],
+      clockTolerance: SKEW_SECONDS,
+      currentDate: new Date(now),
+      requiredClaims: ['sub', 'iat', 'exp'],
+    }));
+  } catch (err) {
+    if (err instanceof errors.JWTExpired) throw refuse('expired');
+    if (err instanceof errors.JWSSignatureVerificationFailed) throw refuse('bad signature');
+    if (err instanceof errors.JWTClaimValidationFailed) {
+      throw refuse(err.claim === 'nbf' ? 'not yet valid' : `claim ${err.claim} is invalid`);
+    }
+    if (err instanceof errors.JOSEAlgNotAllowed) throw refuse('wrong alg (only ES256 is accepted)');
+    throw refuse('it cannot be verified');
+  }
+  const { sub, iat, exp, name, email } = payload;
+  if (typeof sub !== 'string' || sub.length < 1 || sub.length > 255) throw refuse('claim sub out of bounds (1 to 255 characters)');
+  if (typeof iat !== 'number' || typeof exp !== 'number') throw refuse('claims iat and exp must be numbers');
+  if (iat > now / 1000 + SKEW_SECONDS) throw refuse('not yet valid (iat is in the future)');
+  if (exp - iat > MAX_LIFETIME_SECONDS) throw refuse('lifetime over 24 hours (exp - iat)');
+  if (name !== undefined && (typeof name !== 'string' || name.length > 255)) throw refuse('claim name out of bounds');
+  if (email !== undefined && (typeof email !== 'string' || email.length > 254)) throw refuse('claim email out of bounds');
+  return { id: sub, name: (name as string | undefined) ?? null, email: (email as string | undefined) ?? null };
+}

@@ -1,0 +1,67 @@
+// Signing keys of a site (SPEC section 6a): register the owner's P-256 public key, or have one made
+// (the private key is returned once and never stored); list; delete. At most two at once, for rotation.
+import { CreateSigningKeyBody } from '@parley/shared';
+import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
+import { Router, type Request, type Response } from 'express';
+import { authenticateSecret, recordKeyUse } from '../auth/authenticate.js';
+import { requireScope, siteForKey } from '../auth/scopes.js';
+import type { AppContext } from '../context.js';
+import { countSigningKeys, deleteSigningKey, insertSigningKey, listSigningKeys, signingKeyToApi } from '../db/signing-keys.js';
+import { ApiError, parseOr400 } from '../errors.js';
+import { isP256PublicKeyPem } from '../identity/verify.js';
+import { setRateLimitHeaders, takeTokenNow } from '../limits/ratelimit.js';
+import { newId } from '../util.js';
+
+const MAX_ACTIVE = 2;
+
+export function signingKeysRouter(ctx: AppContext): Router {
+  const router = Router();
+  const access = (req: Request, res: Response, scope: 'read' | 'admin') => {
+    const auth = authenticateSecret(ctx, req);
+    const d = takeTokenNow(ctx.db, `key:${auth.key.id}`, ctx.limits.managementRatePerMinute, ctx.clock());
+    setRateLimitHeaders(res, d, 'key');
+    if (!d.allowed) throw new ApiError('rate_limit_exceeded', `Too many requests for this key; retry in ${d.retryAfter} s.`);
+    recordKeyUse(ctx, auth);
+    requireScope(auth, scope);
+    return siteForKey(ctx, auth, String(req.params.sid));
+  };
+
+  router.get('/sites/:sid/signing-keys', (req, res) => {
+    const site = access(req, res, 'read');
+    res.json({ signing_keys: listSigningKeys(ctx.db, site.id).map(signingKeyToApi), next_cursor: null });
+  });
+
+  router.post('/sites/:sid/signing-keys', async (req, res) => {
+    const site = access(req, res, 'admin');
+    const body = parseOr400(CreateSigningKeyBody, req.body);
+    let publicPem: string;
+    let privatePem: string | undefined;
+    if (body.public_key_pem !== undefined) {
+      if (!isP256PublicKeyPem(body.public_key_pem)) {
+        throw new ApiError('invalid_request', 'public_key_pem must be a PEM SPKI public key on the P-256 curve.', {
+          issues: [{ path: 'public_key_pem', message: 'must be a P-256 public key in PEM (SPKI)' }],
+        });
+      }
+      publicPem = body.public_key_pem.trim();
+    } else {
+      const pair = await generateKeyPair('ES256', { extractable: true });
+      publicPem = (await exportSPKI(pair.publicKey)).trim();
+      privatePem = await exportPKCS8(pair.privateKey);
+    }
+    const row = { id: newId('sgk'), site_id: site.id, public_key_pem: publicPem, created_at: ctx.clock() };
+    ctx.db.transaction(() => {
+      if (countSigningKeys(ctx.db, site.id) >= MAX_ACTIVE) {
+        throw new ApiError('invalid_request', `A site has at most ${MAX_ACTIVE} signing keys; delete one before adding another.`);
+      }
+      insertSigningKey(ctx.db, row);
+    }).immediate();
+    res.status(201).json({ signing_key: signingKeyToApi(row), ...(privatePem ? { private_key_pem: privatePem } : {}) });
+  });
+
+  router.delete('/sites/:sid/signing-keys/:id', (req, res) => {
+    const site = access(req, res, 'admin');
+    if (!deleteSigningKey(ctx.db, String(req.params.id), site.id)) throw new ApiError('not_found', 'No such signing key.');
+    res.status(204).end();
+  });
+  return router;
+}
