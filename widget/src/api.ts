@@ -1,0 +1,150 @@
+// The widget's HTTP client for the widget routes of SPEC section 6: key in a header, JSON bodies,
+// the error envelope of section 8 turned into one ApiError, a timeout on every call.
+import type {
+  CreateTicketResponse,
+  ErrorCode,
+  MessageResponse,
+  MessagesResponse,
+  WidgetConfigResponse,
+} from '@parley/shared';
+
+export const TIMEOUT_MS = 15_000;
+
+/** What went wrong: a server error code, or `network` (fetch threw) / `timeout` / `bad_response`. */
+export type FailureCode = ErrorCode | 'network' | 'timeout' | 'bad_response';
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: FailureCode,
+    message: string,
+    /** HTTP status, 0 when no response arrived. */
+    readonly status = 0,
+    /** Seconds from Retry-After, when sent. */
+    readonly retryAfter?: number,
+    readonly resetsAt?: string,
+  ) {
+    super(message);
+  }
+  /** Worth trying again later with the same Idempotency-Key. */
+  get transient(): boolean {
+    return this.status === 0 || this.status >= 500 || this.code === 'rate_limit_exceeded';
+  }
+}
+
+export interface CreateTicketRequest {
+  message: string;
+  visitor?: { name?: string; email?: string };
+  page_url?: string;
+  user_token?: string;
+}
+
+export interface ApiOptions {
+  base: string;
+  serviceId: string;
+  key: string;
+  /** The signed user token of Parley.identify, read on every call. */
+  userToken: () => string | undefined;
+  fetch?: typeof fetch;
+  timeoutMs?: number;
+}
+
+export type Api = ReturnType<typeof createApi>;
+
+/** A client bound to one site; every method resolves with the parsed body or rejects with ApiError. */
+export function createApi(o: ApiOptions) {
+  const root = `${o.base}/v1/widget/${encodeURIComponent(o.serviceId)}`;
+  const doFetch = (...a: Parameters<typeof fetch>) => (o.fetch ?? fetch)(...a);
+
+  function headers(visitorToken?: string, idempotencyKey?: string, json?: boolean): Record<string, string> {
+    const h: Record<string, string> = { 'X-Parley-Key': o.key };
+    if (json) h['Content-Type'] = 'application/json';
+    if (visitorToken) h['X-Visitor-Token'] = visitorToken;
+    if (idempotencyKey) h['Idempotency-Key'] = idempotencyKey;
+    const user = o.userToken();
+    if (user) h['X-User-Token'] = user;
+    return h;
+  }
+
+  async function call<T>(method: string, path: string, h: Record<string, string>, body?: unknown): Promise<T> {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), o.timeoutMs ?? TIMEOUT_MS);
+    let res: Response;
+    try {
+      res = await doFetch(root + path, {
+        method,
+        headers: h,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: abort.signal,
+        credentials: 'omit',
+      });
+      const data: unknown = await res.json().catch(() => undefined);
+      if (res.ok && data && typeof data === 'object') return data as T;
+      throw toError(res, data);
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      if (abort.signal.aborted) throw new ApiError('timeout', 'The request timed out.');
+      throw new ApiError('network', 'The Parley API could not be reached.');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    config: () => call<WidgetConfigResponse>('GET', '/config', headers()),
+    createTicket: (body: CreateTicketRequest, idempotencyKey: string) =>
+      call<CreateTicketResponse>('POST', '/tickets', headers(undefined, idempotencyKey, true), body),
+    messages: (ticketId: string, visitorToken: string, after?: string) =>
+      call<MessagesResponse>(
+        'GET',
+        `/tickets/${encodeURIComponent(ticketId)}/messages${after ? `?after=${encodeURIComponent(after)}` : ''}`,
+        headers(visitorToken),
+      ),
+    postMessage: (ticketId: string, visitorToken: string, message: string, idempotencyKey: string) =>
+      call<MessageResponse>(
+        'POST',
+        `/tickets/${encodeURIComponent(ticketId)}/messages`,
+        headers(visitorToken, idempotencyKey, true),
+        { message },
+      ),
+    /** Opens the event stream; the caller reads the body and owns the signal. */
+    events: async (ticketId: string, visitorToken: string, lastEventId: string | undefined, signal: AbortSignal) => {
+      const h = headers(visitorToken);
+      h.Accept = 'text/event-stream';
+      if (lastEventId) h['Last-Event-ID'] = lastEventId;
+      let res: Response;
+      try {
+        res = await doFetch(`${root}/tickets/${encodeURIComponent(ticketId)}/events`, {
+          headers: h,
+          signal,
+          credentials: 'omit',
+          cache: 'no-store',
+        });
+      } catch {
+        throw new ApiError('network', 'The event stream could not be opened.');
+      }
+      if (!res.ok || !res.body) throw toError(res, await res.json().catch(() => undefined));
+      return res.body;
+    },
+  };
+}
+
+function toError(res: Response, data: unknown): ApiError {
+  const e = (data as { error?: { code?: unknown; message?: unknown; resets_at?: unknown } } | undefined)?.error;
+  const retry = Number(res.headers.get('Retry-After'));
+  return new ApiError(
+    typeof e?.code === 'string' ? (e.code as ErrorCode) : res.status >= 500 ? 'internal_error' : 'bad_response',
+    typeof e?.message === 'string' ? e.message : `HTTP ${res.status}`,
+    res.status,
+    retry > 0 ? Math.ceil(retry) : undefined,
+    typeof e?.resets_at === 'string' ? e.resets_at : undefined,
+  );
+}
+
+/** A fresh Idempotency-Key: generated once per outgoing message, reused by its retries. */
+export function newIdempotencyKey(): string {
+  const c = globalThis.crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  const bytes = new Uint8Array(16);
+  c.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}

@@ -1,0 +1,52 @@
+import { Component, type Ref } from 'preact';
+import { MAX_MESSAGE } from '../store.ts';
+
+interface Props {
+  /** Returns false when the text was not taken (it then stays in the box). */
+  onSend(text: string): boolean;
+  textRef?: Ref<HTMLTextAreaElement>;
+}
+
+const fmt = (n: number) => n.toLocaleString('en-US');
+
+/** The message box: Enter sends, Shift+Enter adds a line, a counter appears near the limit. */
+export class Composer extends Component<Props, { text: string }> {
+  override state = { text: '' };
+
+  private submit = (e?: Event) => {
+    e?.preventDefault();
+    const { text } = this.state;
+    const length = text.trim().length;
+    if (length && length <= MAX_MESSAGE && this.props.onSend(text)) this.setState({ text: '' });
+  };
+
+  render({ textRef }: Props, { text }: { text: string }) {
+    const length = text.trim().length;
+    const over = length > MAX_MESSAGE;
+    return (
+      <form class="compose" onSubmit={this.submit}>
+        <div class="cbox">
+          <textarea
+            ref={textRef}
+            rows={1}
+            aria-label="Message"
+            placeholder="Write a message…"
+            value={text}
+            onInput={(e) => this.setState({ text: e.currentTarget.value })}
+            onKeyDown={(e) => {
+              if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) this.submit(e);
+            }}
+          />
+        </div>
+        {length >= MAX_MESSAGE - 500 && (
+          <span class={over ? 'count over' : 'count'} aria-live="polite">
+            {fmt(length)} / {fmt(MAX_MESSAGE)}
+          </span>
+        )}
+        <button type="submit" class="send" disabled={!length || over}>
+          Send
+        </button>
+      </form>
+    );
+  }
+}

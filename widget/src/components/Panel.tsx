@@ -1,0 +1,73 @@
+import { Component, createRef } from 'preact';
+import type { State, Store } from '../store.ts';
+import { Composer } from './Composer.tsx';
+import { MessageList } from './MessageList.tsx';
+import { type VisitorInfo, VisitorFields } from './VisitorFields.tsx';
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+interface Props {
+  state: State;
+  store: Store;
+}
+
+/** The open chat: header, conversation, refusal notice, optional visitor fields and composer. */
+export class Panel extends Component<Props, { who: VisitorInfo; error: string }> {
+  override state = { who: { name: '', email: '' }, error: '' };
+  private text = createRef<HTMLTextAreaElement>();
+
+  override componentDidMount(): void {
+    this.text.current?.focus();
+  }
+
+  private send = (message: string): boolean => {
+    const { store } = this.props;
+    const first = isFirst(this.props.state);
+    const email = this.state.who.email.trim();
+    if (first && email && !EMAIL.test(email)) {
+      this.setState({ error: 'Please enter a valid email address, or leave it empty.' });
+      return false;
+    }
+    this.setState({ error: '' });
+    const name = this.state.who.name.trim();
+    return store.send(message, first ? { name: name || undefined, email: email || undefined } : undefined);
+  };
+
+  render({ state, store }: Props) {
+    const close = () => store.setOpen(false);
+    return (
+      <div
+        class="panel"
+        role="dialog"
+        aria-label={`Chat with ${state.siteName}`}
+        onKeyDown={(e) => {
+          if (e.key === 'Escape') {
+            e.stopPropagation();
+            close();
+          }
+        }}
+      >
+        <div class="head">
+          <h2>{state.siteName}</h2>
+          <button type="button" class="x" aria-label="Close chat" onClick={close}>
+            ×
+          </button>
+        </div>
+        <MessageList greeting={state.greeting} siteName={state.siteName} items={state.items} onRetry={store.retry} />
+        {state.closed && <p class="note">This conversation was closed. Send a message to reopen it.</p>}
+        {state.notice && (
+          <p class="note" role="alert">
+            {state.notice}
+          </p>
+        )}
+        {isFirst(state) && (
+          <VisitorFields value={this.state.who} onChange={(who) => this.setState({ who })} error={this.state.error} />
+        )}
+        <Composer onSend={this.send} textRef={this.text} />
+      </div>
+    );
+  }
+}
+
+/** Name and email are offered only before the first message. */
+const isFirst = (s: State) => !s.hasTicket && s.items.length === 0;

@@ -1,0 +1,43 @@
+export interface VisitorInfo {
+  name: string;
+  email: string;
+}
+
+interface Props {
+  value: VisitorInfo;
+  onChange(v: VisitorInfo): void;
+  error: string;
+}
+
+/** Optional name and email, offered only before the first message. */
+export function VisitorFields({ value, onChange, error }: Props) {
+  return (
+    <>
+      <div class="who">
+        <input
+          aria-label="Your name (optional)"
+          placeholder="Name (optional)"
+          maxLength={100}
+          autoComplete="name"
+          value={value.name}
+          onInput={(e) => onChange({ ...value, name: e.currentTarget.value })}
+        />
+        <input
+          type="email"
+          aria-label="Your email (optional)"
+          placeholder="Email (optional)"
+          maxLength={254}
+          autoComplete="email"
+          value={value.email}
+          aria-invalid={error ? true : undefined}
+          onInput={(e) => onChange({ ...value, email: e.currentTarget.value })}
+        />
+      </div>
+      {error && (
+        <p class="err" role="alert">
+          {error}
+        </p>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,72 @@
+// The one place that touches localStorage. It survives storage that throws (blocked cookies,
+// sandboxed iframes, Safari private mode) by keeping the value in memory for this page instead.
+
+/** What the widget remembers about a visitor: the ticket to continue. */
+export interface Saved {
+  ticketId: string;
+  visitorToken: string;
+}
+
+export interface VisitorStorage {
+  readonly key: string;
+  get(): Saved | null;
+  set(value: Saved): void;
+  clear(): void;
+}
+
+/** Storage for one service id, under `parley:<serviceId>`. Nothing is written until set() is called. */
+export function createStorage(serviceId: string, win: Window = window): VisitorStorage {
+  const key = `parley:${serviceId}`;
+  let memory: string | null = null;
+  let useMemory = false;
+  const local = (): Storage | null => {
+    try {
+      return useMemory ? null : win.localStorage;
+    } catch {
+      return null;
+    }
+  };
+  return {
+    key,
+    get() {
+      let raw = memory;
+      try {
+        if (!useMemory) raw = local()?.getItem(key) ?? null;
+      } catch {
+        raw = memory;
+      }
+      return parseSaved(raw);
+    },
+    set(value) {
+      memory = JSON.stringify(value);
+      try {
+        const store = local();
+        if (!store) throw new Error('no storage');
+        store.setItem(key, memory);
+      } catch {
+        useMemory = true;
+      }
+    },
+    clear() {
+      memory = null;
+      try {
+        local()?.removeItem(key);
+      } catch {
+        // Nothing was stored there.
+      }
+    },
+  };
+}
+
+/** A stored value, or null when it is absent or not ours. */
+export function parseSaved(raw: string | null | undefined): Saved | null {
+  if (!raw) return null;
+  try {
+    const v = JSON.parse(raw) as Partial<Saved>;
+    return typeof v.ticketId === 'string' && typeof v.visitorToken === 'string'
+      ? { ticketId: v.ticketId, visitorToken: v.visitorToken }
+      : null;
+  } catch {
+    return null;
+  }
+}

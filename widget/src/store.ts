@@ -1,0 +1,397 @@
+// The widget's state in one place, and every action that changes it: start-up, sending with
+// retries that reuse their Idempotency-Key, live replies, unread count, identity and reset.
+import type { Message } from '@parley/shared';
+import { type Api, ApiError, type CreateTicketRequest, newIdempotencyKey } from './api.ts';
+import type { Emitter } from './events.ts';
+import { follow, type FollowOptions } from './sse.ts';
+import type { Saved, VisitorStorage } from './storage.ts';
+
+export const MAX_MESSAGE = 5000;
+
+export interface Item {
+  /** The message id once the server has it; the local id while it is being sent. */
+  key: string;
+  author: 'visitor' | 'agent';
+  authorName: string | null;
+  body: string;
+  /** Set while the message is only local. */
+  state?: 'sending' | 'failed' | 'waiting';
+}
+
+export interface State {
+  phase: 'starting' | 'ready' | 'off';
+  open: boolean;
+  siteName: string;
+  greeting: string;
+  color: string;
+  position: 'bottom-right' | 'bottom-left';
+  items: Item[];
+  unread: number;
+  /** A refusal in plain words, shown above the composer. */
+  notice: string;
+  hasTicket: boolean;
+  closed: boolean;
+  /** Latest text for the aria-live region. */
+  announcement: string;
+}
+
+interface Outgoing {
+  message: string;
+  visitor?: CreateTicketRequest['visitor'];
+  idempotencyKey: string;
+  /** The exact create body of the first attempt: a retry must repeat it byte for byte. */
+  body?: CreateTicketRequest;
+}
+
+export interface StoreDeps {
+  api: Api;
+  storage: VisitorStorage;
+  emitter: Emitter;
+  serviceId: string;
+  apiBase: string;
+  userToken?: string;
+  win?: Window;
+  streamTiming?: FollowOptions['timing'];
+}
+
+export type Store = ReturnType<typeof createStore>;
+
+export const TEXT = {
+  rateLimited: (s: number) => `Too many messages. Try again in ${s} ${s === 1 ? 'second' : 'seconds'}.`,
+  unavailable: 'Chat is unavailable right now.',
+  signIn: 'Please sign in to send messages.',
+  expired: 'Your session has expired. Please sign in again to send messages.',
+  offline: 'Message not sent. Check your connection and try again.',
+};
+
+/** Creates the store; nothing happens (no request, no storage access) until start(). */
+export function createStore(d: StoreDeps) {
+  const win = d.win ?? window;
+  let state: State = {
+    phase: 'starting',
+    open: false,
+    siteName: '',
+    greeting: '',
+    color: '',
+    position: 'bottom-right',
+    items: [],
+    unread: 0,
+    notice: '',
+    hasTicket: false,
+    closed: false,
+    announcement: '',
+  };
+  const listeners = new Set<() => void>();
+  const outbox = new Map<string, Outgoing>();
+  let saved: Saved | null = null;
+  let userToken = d.userToken;
+  let lastId: string | undefined;
+  let stopStream: (() => void) | undefined;
+  let queue: Promise<void> = Promise.resolve();
+  let wantOpen = false;
+  let epoch = 0; // bumped by reset(): answers to requests from before it are dropped
+
+  function set(patch: Partial<State>): void {
+    state = { ...state, ...patch };
+    for (const fn of [...listeners]) fn();
+  }
+
+  function patchItem(key: string, patch: Partial<Item> | null): void {
+    set({ items: state.items.flatMap((i) => (i.key !== key ? [i] : patch ? [{ ...i, ...patch }] : [])) });
+  }
+
+  /** Adds server messages not yet shown; `live` ones count as unread while the panel is closed. */
+  function merge(messages: Message[], live: boolean, replacing?: string): void {
+    let items = state.items;
+    let unread = state.unread;
+    let announcement = state.announcement;
+    const fresh: Message[] = [];
+    for (const m of messages) {
+      lastId = m.id;
+      if (items.some((i) => i.key === m.id)) continue;
+      const item: Item = { key: m.id, author: m.author, authorName: m.author_name, body: m.body };
+      const at = replacing ? items.findIndex((i) => i.key === replacing) : -1;
+      items = at >= 0 ? [...items.slice(0, at), item, ...items.slice(at)] : [...items, item];
+      fresh.push(m);
+      if (live && m.author === 'agent') {
+        if (!state.open) unread++;
+        announcement = `${m.author_name || state.siteName}: ${m.body}`;
+      }
+    }
+    if (replacing) items = items.filter((i) => i.key !== replacing);
+    set({ items, unread, announcement });
+    for (const m of fresh) d.emitter.emit('message', m);
+  }
+
+  function adopt(next: Saved, write: boolean): void {
+    saved = next;
+    if (write) d.storage.set(next);
+    set({ hasTicket: true });
+  }
+
+  /** Forgets the ticket (gone or reset): keeps only messages that are still local. */
+  function forget(): void {
+    stopStream?.();
+    stopStream = undefined;
+    saved = null;
+    lastId = undefined;
+    d.storage.clear();
+    set({ hasTicket: false, closed: false, items: state.items.filter((i) => i.state) });
+  }
+
+  async function catchUp(): Promise<void> {
+    if (!saved) return;
+    const s = saved;
+    const res = await d.api.messages(s.ticketId, s.visitorToken, lastId);
+    if (saved !== s) return;
+    set({ closed: res.ticket.status === 'closed' });
+    merge(res.messages, true);
+  }
+
+  function startStream(): void {
+    if (!saved || stopStream) return;
+    const s = saved;
+    stopStream = follow({
+      open: (lastEventId, signal) => d.api.events(s.ticketId, s.visitorToken, lastEventId, signal),
+      poll: catchUp,
+      onOpen: (first) => {
+        if (!first) catchUp().catch(() => undefined);
+      },
+      onEvent: (e) => {
+        if (saved !== s) return;
+        try {
+          const data = JSON.parse(e.data) as Message & { status?: string };
+          if (e.event === 'message') merge([data], true);
+          else if (e.event === 'status') set({ closed: data.status === 'closed' });
+        } catch {
+          // A malformed event is skipped; the next catch-up fills any gap.
+        }
+      },
+      onFatal: (err) => {
+        if (saved !== s) return;
+        stopStream = undefined;
+        if (err.status === 404) forget();
+        else if (err.code === 'invalid_user_token') d.emitter.emit('token-expired');
+      },
+      timing: d.streamTiming,
+    });
+  }
+
+  /** Loads a stored conversation: its messages, then live updates. */
+  async function load(): Promise<void> {
+    const s = saved;
+    if (!s) return;
+    try {
+      const res = await d.api.messages(s.ticketId, s.visitorToken);
+      if (saved !== s) return;
+      merge(res.messages, false);
+      set({ closed: res.ticket.status === 'closed' });
+      startStream();
+    } catch (e) {
+      if (saved !== s) return;
+      if (e instanceof ApiError && e.status === 404) forget();
+      else if (e instanceof ApiError && e.transient) setTimeout(() => void load(), 5_000);
+    }
+  }
+
+  function enqueue(key: string): void {
+    queue = queue.then(() => deliver(key));
+  }
+
+  async function deliver(key: string): Promise<void> {
+    const out = outbox.get(key);
+    if (!out) return;
+    const at = epoch;
+    patchItem(key, { state: 'sending' });
+    set({ notice: '' });
+    try {
+      if (!saved) {
+        out.body ??= {
+          message: out.message,
+          ...(out.visitor && { visitor: out.visitor }),
+          ...(/^https?:/.test(win.location.href) && { page_url: win.location.href.slice(0, 2048) }),
+          ...(userToken && { user_token: userToken }),
+        };
+        const res = await d.api.createTicket(out.body, out.idempotencyKey);
+        if (at !== epoch) return;
+        outbox.delete(key);
+        adopt({ ticketId: res.ticket.id, visitorToken: res.visitor_token }, true);
+        merge(res.messages, false, key);
+        startStream();
+      } else {
+        const res = await d.api.postMessage(saved.ticketId, saved.visitorToken, out.message, out.idempotencyKey);
+        if (at !== epoch) return;
+        outbox.delete(key);
+        merge([res.message], false, key);
+        if (state.closed) set({ closed: false });
+      }
+    } catch (e) {
+      if (at === epoch) refused(key, out, e instanceof ApiError ? e : new ApiError('network', String(e)));
+    }
+  }
+
+  /** Keeps a message that was not sent, and says why in plain words. */
+  function refused(key: string, out: Outgoing, e: ApiError): void {
+    d.emitter.emit('error', { code: e.code, message: e.message });
+    const renew = () => {
+      // The request will differ (another endpoint or token), so it needs its own key.
+      out.body = undefined;
+      out.idempotencyKey = newIdempotencyKey();
+    };
+    switch (e.code) {
+      case 'not_found':
+        if (saved) {
+          forget();
+          renew();
+          return enqueue(key);
+        }
+        break;
+      case 'identity_required':
+      case 'invalid_user_token':
+        renew();
+        patchItem(key, { state: 'waiting' });
+        if (e.code === 'invalid_user_token') d.emitter.emit('token-expired');
+        return set({ notice: e.code === 'identity_required' ? TEXT.signIn : TEXT.expired });
+      case 'rate_limit_exceeded':
+        patchItem(key, { state: 'failed' });
+        return set({ notice: TEXT.rateLimited(e.retryAfter ?? 60) });
+      case 'spend_cap_exceeded':
+        patchItem(key, { state: 'failed' });
+        return set({ notice: TEXT.unavailable });
+      case 'invalid_api_key':
+      case 'origin_not_allowed':
+      case 'site_mismatch':
+        console.error(ownerHelp(e, d.serviceId, d.apiBase, win));
+        patchItem(key, { state: 'failed' });
+        return set({ notice: TEXT.unavailable });
+      default:
+    }
+    patchItem(key, { state: 'failed' });
+    set({ notice: e.status === 0 ? TEXT.offline : e.status === 400 ? `Message not sent: ${e.message}` : '' });
+  }
+
+  return {
+    get: (): State => state,
+    subscribe(fn: () => void): () => void {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+    get userToken(): string | undefined {
+      return userToken;
+    },
+
+    /** GET /config, then the stored conversation if there is one. Nothing else. */
+    async start(openAtStart: boolean): Promise<void> {
+      wantOpen ||= openAtStart;
+      let config;
+      try {
+        config = await d.api.config();
+      } catch (e) {
+        const err = e instanceof ApiError ? e : new ApiError('network', String(e));
+        console.error(ownerHelp(err, d.serviceId, d.apiBase, win));
+        set({ phase: 'off' });
+        d.emitter.emit('error', { code: err.code, message: err.message });
+        return;
+      }
+      set({
+        phase: 'ready',
+        siteName: config.site.name,
+        greeting: config.widget.greeting,
+        color: config.widget.color,
+        position: config.widget.position === 'bottom-left' ? 'bottom-left' : 'bottom-right',
+      });
+      d.emitter.emit('ready');
+      if (wantOpen) this.setOpen(true);
+      const stored = d.storage.get();
+      if (stored && !saved) {
+        adopt(stored, false);
+        await load();
+      }
+    },
+
+    setOpen(open: boolean): void {
+      if (state.phase !== 'ready') {
+        wantOpen = open;
+        return;
+      }
+      if (open === state.open) return;
+      set({ open, unread: open ? 0 : state.unread });
+      d.emitter.emit(open ? 'open' : 'close');
+    },
+
+    /** Sends a visitor message; false when there is nothing to send. */
+    send(text: string, visitor?: { name?: string; email?: string }): boolean {
+      const message = text.trim();
+      if (!message || message.length > MAX_MESSAGE || state.phase !== 'ready') return false;
+      const key = newIdempotencyKey();
+      const who = visitor && (visitor.name || visitor.email) ? visitor : undefined;
+      outbox.set(key, { message, visitor: who, idempotencyKey: key });
+      set({ items: [...state.items, { key, author: 'visitor', authorName: null, body: message, state: 'sending' }] });
+      enqueue(key);
+      return true;
+    },
+
+    /** Sends a kept message again, with the Idempotency-Key of its first attempt. */
+    retry(key: string): void {
+      if (outbox.has(key)) enqueue(key);
+    },
+
+    /** Sets the signed user token and resumes messages that were waiting for it. */
+    identify(token: string | undefined): void {
+      userToken = token || undefined;
+      if (!userToken) return;
+      const waiting = state.items.filter((i) => i.state === 'waiting');
+      if (waiting.length) set({ notice: '' });
+      for (const i of waiting) enqueue(i.key);
+    },
+
+    /** Forgets the visitor: storage, ticket, messages and user token. */
+    reset(): void {
+      epoch++;
+      outbox.clear();
+      forget();
+      userToken = undefined;
+      set({ items: [], unread: 0, notice: '', announcement: '' });
+    },
+
+    /** Another tab created or forgot the conversation. */
+    syncFrom(next: Saved | null): void {
+      if (!next) {
+        if (saved) forget();
+      } else if (next.ticketId !== saved?.ticketId) {
+        stopStream?.();
+        stopStream = undefined;
+        adopt(next, false);
+        void load();
+      }
+    },
+
+    /** Stops background work (tests, and a widget removed from the page). */
+    stop(): void {
+      stopStream?.();
+      stopStream = undefined;
+    },
+  };
+}
+
+/** One sentence telling the site owner what to fix when the API refuses the widget itself. */
+export function ownerHelp(e: ApiError, serviceId: string, apiBase: string, win: Window): string {
+  const origin = win.location.origin;
+  const site = `service id "${serviceId}"`;
+  switch (e.code) {
+    case 'origin_not_allowed':
+    case 'origin_required':
+      return `Parley: this page's origin ${origin} is not allowed for ${site}; add ${origin} to the site's allowed origins.`;
+    case 'invalid_api_key':
+    case 'missing_authorization':
+    case 'publishable_key_required':
+      return `Parley: data-key is not a valid, active publishable key for ${site} (seen from ${origin}); copy the site's current publishable key into data-key.`;
+    case 'site_mismatch':
+      return `Parley: data-key belongs to a different site than ${site} (seen from ${origin}); use the publishable key of "${serviceId}" or fix data-service-id.`;
+    case 'network':
+    case 'timeout':
+      return `Parley: could not reach ${apiBase} for ${site} from ${origin}; if the API is up, add ${origin} to the site's allowed origins (the browser hides that refusal) or correct data-api.`;
+    default:
+      return `Parley: the chat for ${site} could not start on ${origin}: ${e.status ? `HTTP ${e.status} ` : ''}${e.code}: ${e.message}`;
+  }
+}
