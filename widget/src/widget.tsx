@@ -103,10 +103,6 @@ export function boot(o: BootOptions): Widget | null {
 
   const readyQueue: (() => void)[] = [];
   let ready = false;
-  emitter.on('ready', () => {
-    ready = true;
-    for (const fn of readyQueue.splice(0)) fn();
-  });
   installPageApi(
     win,
     {
@@ -124,6 +120,11 @@ export function boot(o: BootOptions): Widget | null {
     },
     (fn) => (ready ? fn() : readyQueue.push(fn)),
   );
+  // Registered after the queued on('ready') calls, so the page hears "ready" before a queued open().
+  emitter.on('ready', () => {
+    ready = true;
+    for (const fn of readyQueue.splice(0)) fn();
+  });
 
   const mount = () => {
     (doc.body ?? doc.documentElement).appendChild(host);

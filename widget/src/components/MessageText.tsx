@@ -3,7 +3,7 @@ import { linkify } from '../linkify.ts';
 /** A message body as text nodes; only http(s) and mailto URLs become links, opened safely. */
 export function MessageText({ text }: { text: string }) {
   return (
-    <>
+    <span class="b">
       {linkify(text).map((p) =>
         typeof p === 'string' ? (
           p
@@ -13,6 +13,6 @@ export function MessageText({ text }: { text: string }) {
           </a>
         ),
       )}
-    </>
+    </span>
   );
 }

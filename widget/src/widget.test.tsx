@@ -1,0 +1,442 @@
+// Behaviour of the booted widget against a faked network: the flows of issue 5.
+import { fireEvent, waitFor, within } from '@testing-library/preact';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { API, fakeParley, type FakeParley, KEY, refusal, SERVICE_ID, shadowOf, start } from './testing.ts';
+import type { Widget } from './widget.tsx';
+
+let fake: FakeParley;
+let widget: Widget | undefined;
+let errors: ReturnType<typeof vi.spyOn>;
+
+beforeEach(() => {
+  fake = fakeParley();
+  localStorage.clear();
+  errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+});
+
+afterEach(() => {
+  widget?.destroy();
+  widget = undefined;
+  delete (window as { Parley?: unknown }).Parley;
+  vi.restoreAllMocks();
+});
+
+// Queried inside the widget's root element (testing-library prints Elements, not ShadowRoots).
+const root = () => (widget?.host.shadowRoot?.querySelector('.root') as HTMLElement | null) ?? document.createElement('div');
+const ui = () => within(root());
+async function launcher() {
+  await waitFor(() => expect(widget?.host.shadowRoot?.querySelector('.launcher')).toBeTruthy());
+  return widget!.host.shadowRoot!.querySelector('.launcher') as HTMLButtonElement;
+}
+
+async function openPanel() {
+  fireEvent.click(await launcher());
+  return ui().findByRole('dialog');
+}
+
+async function type(text: string) {
+  const box = await ui().findByRole('textbox', { name: 'Message' });
+  fireEvent.input(box, { target: { value: text } });
+  fireEvent.keyDown(box, { key: 'Enter' });
+}
+
+const saved = () => localStorage.getItem(`parley:${SERVICE_ID}`);
+
+describe('start-up', () => {
+  it('asks only for /config, and shows the launcher once it answered', async () => {
+    widget = start(fake);
+    const button = await launcher();
+    expect(button.getAttribute('aria-expanded')).toBe('false');
+    expect(fake.requests.map((r) => `${r.method} ${r.url.href}`)).toEqual([`GET ${API}/v1/widget/${SERVICE_ID}/config`]);
+    expect(fake.requests[0]!.headers['x-parley-key']).toBe(KEY);
+  });
+
+  it('makes no request when the panel opens on a first visit', async () => {
+    widget = start(fake);
+    await openPanel();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fake.requests).toHaveLength(1);
+  });
+
+  it('writes nothing to storage and sets no cookie before the first message', async () => {
+    const setItem = vi.spyOn(Storage.prototype, 'setItem');
+    widget = start(fake);
+    await openPanel();
+    await ui().findByText('Hi! How can we help?');
+    expect(setItem).not.toHaveBeenCalled();
+    expect(localStorage.length).toBe(0);
+    expect(document.cookie).toBe('');
+    await type('Hello');
+    await waitFor(() => expect(saved()).not.toBeNull());
+    expect(setItem).toHaveBeenCalledTimes(1);
+    expect(document.cookie).toBe('');
+  });
+
+  it('covers nothing but the launcher while closed', async () => {
+    widget = start(fake);
+    await launcher();
+    expect(ui().queryByRole('dialog')).toBeNull();
+    const shadow = widget.host.shadowRoot!;
+    const visible = [...shadow.querySelectorAll('*')].filter((e) => !e.closest('.launcher') && !e.classList.contains('sr'));
+    expect(visible.map((e) => e.className)).toEqual(['root right']);
+  });
+});
+
+describe('conversation', () => {
+  it('creates the ticket with the first message and keeps it per service id', async () => {
+    widget = start(fake);
+    await openPanel();
+    fireEvent.input(ui().getByRole('textbox', { name: 'Your name (optional)' }), { target: { value: 'Ada' } });
+    fireEvent.input(ui().getByRole('textbox', { name: 'Your email (optional)' }), { target: { value: 'ada@example.com' } });
+    await type('  My order is late  ');
+    await waitFor(() => expect(fake.tickets.size).toBe(1));
+    const post = fake.requests.find((r) => r.method === 'POST')!;
+    expect(post.path).toBe(`/v1/widget/${SERVICE_ID}/tickets`);
+    expect(post.body).toEqual({
+      message: 'My order is late',
+      visitor: { name: 'Ada', email: 'ada@example.com' },
+      page_url: location.href,
+    });
+    expect(post.headers['content-type']).toBe('application/json');
+    expect(post.headers['idempotency-key']).toMatch(/^[\w-]{16,}$/);
+    const [ticketId] = [...fake.tickets.keys()];
+    await waitFor(() => expect(JSON.parse(saved()!)).toEqual({ ticketId, visitorToken: `vt_${ticketId}` }));
+    expect(await ui().findByText('My order is late')).toBeTruthy();
+    expect(ui().queryByText('Not sent')).toBeNull();
+    expect(ui().queryByRole('textbox', { name: 'Your name (optional)' })).toBeNull();
+  });
+
+  it('continues the stored conversation after a reload, and posts to it', async () => {
+    widget = start(fake);
+    await openPanel();
+    await type('First question');
+    await waitFor(() => expect(saved()).not.toBeNull());
+    const [ticketId] = [...fake.tickets.keys()];
+    widget.destroy();
+    fake.requests.length = 0;
+
+    widget = start(fake); // the reload: a new widget over the same storage
+    await openPanel();
+    expect(await ui().findByText('First question')).toBeTruthy();
+    const load = fake.requests.find((r) => r.path.endsWith('/messages'))!;
+    expect(load.method).toBe('GET');
+    expect(load.headers['x-visitor-token']).toBe(`vt_${ticketId}`);
+    await type('Second question');
+    await waitFor(() => expect(fake.tickets.get(ticketId!)!.messages.map((m) => m.body)).toEqual(['First question', 'Second question']));
+    const post = fake.requests.find((r) => r.method === 'POST')!;
+    expect(post.path).toBe(`/v1/widget/${SERVICE_ID}/tickets/${ticketId}/messages`);
+    expect(post.body).toEqual({ message: 'Second question' });
+    expect(post.headers['x-visitor-token']).toBe(`vt_${ticketId}`);
+    expect(fake.tickets.size).toBe(1);
+  });
+
+  it('forgets a stored ticket the server no longer knows and starts fresh', async () => {
+    localStorage.setItem(`parley:${SERVICE_ID}`, JSON.stringify({ ticketId: 'tkt_gone', visitorToken: 'vt_x' }));
+    widget = start(fake);
+    await launcher();
+    await waitFor(() => expect(saved()).toBeNull());
+    await openPanel();
+    await type('Hello again');
+    await waitFor(() => expect(fake.tickets.size).toBe(1));
+    expect(fake.requests.filter((r) => r.method === 'POST').map((r) => r.path)).toEqual([`/v1/widget/${SERVICE_ID}/tickets`]);
+  });
+
+  it('shows an agent reply that arrives on the event stream, and announces it', async () => {
+    widget = start(fake);
+    const messages: unknown[] = [];
+    (window as unknown as { Parley: { on(e: string, f: (m: unknown) => void): void } }).Parley.on('message', (m) => messages.push(m));
+    await openPanel();
+    await type('Is anyone there?');
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    const stream = fake.requests.find((r) => r.path.endsWith('/events'))!;
+    expect(stream.headers['x-parley-key']).toBe(KEY);
+    expect(stream.headers['x-visitor-token']).toMatch(/^vt_/);
+    const [ticketId] = [...fake.tickets.keys()];
+    fake.agentReply(ticketId!, 'Yes, Sam here.');
+    expect(await ui().findByText('Yes, Sam here.')).toBeTruthy();
+    const live = shadowOf(widget).querySelector('[aria-live="polite"][aria-atomic]')!;
+    expect(live.textContent).toBe('Sam: Yes, Sam here.');
+    expect(messages.map((m) => (m as { body: string }).body)).toEqual(['Is anyone there?', 'Yes, Sam here.']);
+  });
+
+  it('counts unread agent replies on the launcher while closed, and clears the count on open', async () => {
+    widget = start(fake);
+    await openPanel();
+    await type('Hello');
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    fireEvent.keyDown(ui().getByRole('dialog'), { key: 'Escape' });
+    const [ticketId] = [...fake.tickets.keys()];
+    fake.agentReply(ticketId!, 'One');
+    fake.agentReply(ticketId!, 'Two');
+    const button = await ui().findByRole('button', { name: 'Open chat with Acme Help, 2 unread messages' });
+    expect(button.querySelector('.badge')!.textContent).toBe('2');
+    fireEvent.click(button);
+    await ui().findByRole('dialog');
+    expect(ui().getByRole('button', { name: 'Close chat', expanded: true }).querySelector('.badge')).toBeNull();
+  });
+});
+
+describe('never losing a message', () => {
+  it.each([
+    ['offline', 'network' as const],
+    ['a 503', refusal(503, 'internal_error')],
+  ])('keeps a message that failed (%s) and retries it once with the same Idempotency-Key', async (_, failure) => {
+    widget = start(fake);
+    await openPanel();
+    fake.failNext((r) => r.method === 'POST', failure);
+    await type('Please keep me');
+    expect(await ui().findByText('Not sent')).toBeTruthy();
+    expect(ui().getByText('Please keep me')).toBeTruthy();
+    expect(saved()).toBeNull();
+    fireEvent.click(ui().getByRole('button', { name: 'Retry' }));
+    await waitFor(() => expect(fake.tickets.size).toBe(1));
+    await waitFor(() => expect(ui().queryByText('Not sent')).toBeNull());
+    const posts = fake.requests.filter((r) => r.method === 'POST');
+    expect(posts).toHaveLength(2);
+    expect(posts[1]!.headers['idempotency-key']).toBe(posts[0]!.headers['idempotency-key']);
+    expect(posts[1]!.body).toEqual(posts[0]!.body);
+    expect(ui().getAllByText('Please keep me')).toHaveLength(1);
+  });
+
+  it('gives every new message its own Idempotency-Key', async () => {
+    widget = start(fake);
+    await openPanel();
+    await type('one');
+    await waitFor(() => expect(saved()).not.toBeNull());
+    await type('two');
+    await waitFor(() => expect(fake.requests.filter((r) => r.method === 'POST')).toHaveLength(2));
+    const [a, b] = fake.requests.filter((r) => r.method === 'POST').map((r) => r.headers['idempotency-key']);
+    expect(a).not.toBe(b);
+  });
+});
+
+describe('refusals in plain words', () => {
+  it('says how long to wait when rate limited, and keeps the message', async () => {
+    widget = start(fake);
+    await openPanel();
+    fake.failNext((r) => r.method === 'POST', refusal(429, 'rate_limit_exceeded', { 'Retry-After': '17' }));
+    await type('Too fast?');
+    expect((await ui().findByRole('alert')).textContent).toBe('Too many messages. Try again in 17 seconds.');
+    expect(ui().getByText('Not sent')).toBeTruthy();
+  });
+
+  it('says chat is unavailable when the spend cap is reached', async () => {
+    widget = start(fake);
+    await openPanel();
+    fake.failNext((r) => r.method === 'POST', refusal(402, 'spend_cap_exceeded', {}, { resets_at: '2030-01-01T00:00:00Z' }));
+    await type('Anyone?');
+    expect((await ui().findByRole('alert')).textContent).toBe('Chat is unavailable right now.');
+    expect(ui().getByText('Anyone?')).toBeTruthy();
+  });
+
+  it('waits for Parley.identify when identity is required, then sends with the token', async () => {
+    widget = start(fake);
+    const events: string[] = [];
+    const Parley = (window as unknown as { Parley: Record<string, (...a: unknown[]) => unknown> }).Parley;
+    Parley.on!('error', (e) => events.push((e as { code: string }).code));
+    await openPanel();
+    fake.failNext((r) => r.method === 'POST', refusal(403, 'identity_required'));
+    await type('Signed-in question');
+    expect((await ui().findByRole('alert')).textContent).toBe('Please sign in to send messages.');
+    expect(ui().getByText('Waiting for sign-in…')).toBeTruthy();
+    expect(events).toEqual(['identity_required']);
+    Parley.identify!('jwt.user.token');
+    await waitFor(() => expect(fake.tickets.size).toBe(1));
+    const posts = fake.requests.filter((r) => r.method === 'POST');
+    expect(posts[1]!.body).toMatchObject({ message: 'Signed-in question', user_token: 'jwt.user.token' });
+    // Another body needs another key, or the server would answer 409 idempotency_conflict.
+    expect(posts[1]!.headers['idempotency-key']).not.toBe(posts[0]!.headers['idempotency-key']);
+    await waitFor(() => expect(fake.requests.some((r) => r.method === 'GET' && r.headers['x-user-token'] === 'jwt.user.token')).toBe(true));
+  });
+
+  it('emits token-expired when the user token is refused', async () => {
+    widget = start(fake, { 'data-user-token': 'old.token' });
+    const expired = vi.fn();
+    (window as unknown as { Parley: { on(e: string, f: () => void): void } }).Parley.on('token-expired', expired);
+    await openPanel();
+    fake.failNext((r) => r.method === 'POST', refusal(401, 'invalid_user_token'));
+    await type('Hello');
+    await waitFor(() => expect(expired).toHaveBeenCalledTimes(1));
+    expect(fake.requests.find((r) => r.method === 'POST')!.body).toMatchObject({ user_token: 'old.token' });
+    expect(ui().getByText('Waiting for sign-in…')).toBeTruthy();
+  });
+
+  it.each([
+    ['403 origin_not_allowed', refusal(403, 'origin_not_allowed'), /origin https:\/\/shop\.example is not allowed for service id "acme-help"; add https:\/\/shop\.example to the site's allowed origins/],
+    ['a CORS refusal (TypeError)', 'network' as const, /could not reach https:\/\/parley\.example for service id "acme-help" from https:\/\/shop\.example; .*add https:\/\/shop\.example to the site's allowed origins/],
+    ['401 invalid_api_key', refusal(401, 'invalid_api_key'), /data-key is not a valid, active publishable key for service id "acme-help" \(seen from https:\/\/shop\.example\)/],
+    ['403 site_mismatch', refusal(403, 'site_mismatch'), /data-key belongs to a different site than service id "acme-help"/],
+  ])('shows no launcher and tells the site owner what to fix on %s', async (_, failure, text) => {
+    fake.failNext((r) => r.path.endsWith('/config'), failure);
+    widget = start(fake);
+    await waitFor(() => expect(errors).toHaveBeenCalledTimes(1));
+    expect(String(errors.mock.calls[0]![0])).toMatch(text);
+    expect(document.querySelector('parley-widget')).toBeNull();
+    expect(fake.requests).toHaveLength(1);
+  });
+});
+
+describe('keyboard and screen readers', () => {
+  it('moves focus into the labelled dialog on open, closes on Escape and returns focus to the launcher', async () => {
+    widget = start(fake);
+    const button = await launcher();
+    expect(button.getAttribute('aria-label')).toBe('Open chat with Acme Help');
+    button.focus();
+    fireEvent.click(button);
+    const dialog = await ui().findByRole('dialog', { name: 'Chat with Acme Help' });
+    const box = ui().getByRole('textbox', { name: 'Message' });
+    expect(widget.host.shadowRoot!.activeElement).toBe(box);
+    expect(button.getAttribute('aria-expanded')).toBe('true');
+    fireEvent.keyDown(box, { key: 'Escape' });
+    await waitFor(() => expect(ui().queryByRole('dialog')).toBeNull());
+    expect(dialog.isConnected).toBe(false);
+    expect(widget.host.shadowRoot!.activeElement).toBe(button);
+    expect(button.getAttribute('aria-expanded')).toBe('false');
+  });
+
+  it('does not steal focus from the page when the page closes the chat', async () => {
+    widget = start(fake);
+    await openPanel();
+    const pageInput = document.body.appendChild(document.createElement('input'));
+    pageInput.focus();
+    (window as unknown as { Parley: { close(): void } }).Parley.close();
+    await waitFor(() => expect(ui().queryByRole('dialog')).toBeNull());
+    expect(document.activeElement).toBe(pageInput);
+    pageInput.remove();
+  });
+
+  it('sends on Enter, adds a line on Shift+Enter, and counts characters near the 5,000 limit', async () => {
+    widget = start(fake);
+    await openPanel();
+    const box = ui().getByRole('textbox', { name: 'Message' }) as HTMLTextAreaElement;
+    fireEvent.input(box, { target: { value: 'line one' } });
+    fireEvent.keyDown(box, { key: 'Enter', shiftKey: true });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(fake.requests.filter((r) => r.method === 'POST')).toHaveLength(0);
+    expect(ui().queryByText(/\/ 5,000/)).toBeNull();
+    fireEvent.input(box, { target: { value: 'x'.repeat(4600) } });
+    expect((await ui().findByText('4,600 / 5,000')).className).toBe('count');
+    fireEvent.input(box, { target: { value: 'x'.repeat(5001) } });
+    expect((await ui().findByText('5,001 / 5,000')).className).toBe('count over');
+    expect((ui().getByRole('button', { name: 'Send' }) as HTMLButtonElement).disabled).toBe(true);
+    fireEvent.keyDown(box, { key: 'Enter' });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(fake.requests.filter((r) => r.method === 'POST')).toHaveLength(0);
+  });
+});
+
+describe('untrusted message text', () => {
+  it('renders HTML and javascript: payloads as inert text, linking only http(s) and mailto', async () => {
+    widget = start(fake);
+    await openPanel();
+    await type('hi');
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    const [ticketId] = [...fake.tickets.keys()];
+    const payload =
+      '<img src=x onerror="window.hacked=1"><b>bold</b><script>window.hacked=2</script> javascript:alert(1) ' +
+      '[x](javascript:alert(2)) data:text/html,<h1>x</h1> see https://docs.example/a?b=1. or mailto:help@example.com';
+    fake.agentReply(ticketId!, payload);
+    await waitFor(() => expect(root().querySelectorAll('.m.agent')).toHaveLength(2));
+    const bubble = root().querySelectorAll('.m.agent')[1]!;
+    expect(bubble.querySelector('img, b, script, h1')).toBeNull();
+    expect(bubble.querySelector('.b')!.textContent).toBe(payload);
+    const links = [...bubble.querySelectorAll('a')];
+    expect(links.map((a) => a.getAttribute('href'))).toEqual(['https://docs.example/a?b=1', 'mailto:help@example.com']);
+    for (const a of links) {
+      expect(a.getAttribute('target')).toBe('_blank');
+      expect(a.getAttribute('rel')).toBe('noopener noreferrer');
+    }
+    expect((window as { hacked?: unknown }).hacked).toBeUndefined();
+  });
+});
+
+describe('isolation and good guest manners', () => {
+  it('renders in one shadow root styled by adopted stylesheets only, with no style element or attribute', async () => {
+    widget = start(fake, { 'data-z-index': '42' });
+    await openPanel();
+    const shadow = widget.host.shadowRoot!;
+    expect(document.querySelectorAll('parley-widget')).toHaveLength(1);
+    expect(widget.host.tagName).toBe('PARLEY-WIDGET');
+    expect(shadow.adoptedStyleSheets).toHaveLength(2);
+    expect(document.querySelectorAll('style, link[rel=stylesheet]')).toHaveLength(0);
+    expect(shadow.querySelectorAll('style, link')).toHaveLength(0);
+    expect([widget.host, ...shadow.querySelectorAll('*')].filter((e) => e.hasAttribute('style'))).toEqual([]);
+    const css = shadow.adoptedStyleSheets.map((s) => [...s.cssRules].map((r) => r.cssText).join('\n')).join('\n');
+    expect(css).toMatch(/--pz:\s*42/);
+    expect(css).toMatch(/--pc:\s*#2563eb/);
+    expect(css).toMatch(/--pf:\s*#ffffff/);
+    expect(css).not.toMatch(/\d(rem|em)\b/);
+  });
+
+  it('picks black text on a light theme colour', async () => {
+    fake.setConfig({ color: '#ffd400' });
+    widget = start(fake);
+    await launcher();
+    const css = [...widget.host.shadowRoot!.adoptedStyleSheets[1]!.cssRules].map((r) => r.cssText).join('');
+    expect(css).toMatch(/--pf:\s*#000000/);
+  });
+
+  it('adds no global but window.Parley, whose API is an allow-list', async () => {
+    const before = new Set(Object.keys(window));
+    widget = start(fake);
+    await launcher();
+    expect(Object.keys(window).filter((k) => !before.has(k))).toEqual(['Parley']);
+    expect(Object.keys((window as unknown as { Parley: object }).Parley).sort()).toEqual(
+      ['close', 'identify', 'on', 'open', 'reset', 'toggle'],
+    );
+  });
+
+  it('keeps the conversation in memory when localStorage throws', async () => {
+    vi.spyOn(Storage.prototype, 'setItem').mockImplementation(() => {
+      throw new DOMException('blocked', 'SecurityError');
+    });
+    vi.spyOn(Storage.prototype, 'getItem').mockImplementation(() => {
+      throw new DOMException('blocked', 'SecurityError');
+    });
+    widget = start(fake);
+    await openPanel();
+    await type('one');
+    await waitFor(() => expect(fake.tickets.size).toBe(1));
+    await type('two');
+    await waitFor(() => expect(fake.requests.filter((r) => r.method === 'POST').map((r) => r.path.split('/').pop())).toEqual(['tickets', 'messages']));
+    expect(errors).not.toHaveBeenCalled();
+  });
+
+  it('forgets the visitor on Parley.reset(): storage, messages and stream', async () => {
+    widget = start(fake);
+    await openPanel();
+    await type('private');
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    (window as unknown as { Parley: { reset(): void } }).Parley.reset();
+    await waitFor(() => expect(ui().queryByText('private')).toBeNull());
+    expect(saved()).toBeNull();
+    await waitFor(() => expect(fake.openStreams()).toBe(0));
+    await type('new visitor');
+    await waitFor(() => expect(fake.tickets.size).toBe(2));
+  });
+
+  it('replays calls queued on the stub before the script loaded', async () => {
+    const seen: string[] = [];
+    const w = window as unknown as { Parley: { q: unknown[][] } };
+    w.Parley = { q: [['on', 'ready', () => seen.push('ready')], ['on', 'open', () => seen.push('open')], ['open'], ['nope'], ['identify', 'tok']] };
+    widget = start(fake);
+    await launcher();
+    expect(await ui().findByRole('dialog')).toBeTruthy();
+    expect(seen).toEqual(['ready', 'open']);
+    expect(widget.store.userToken).toBe('tok');
+  });
+
+  it('opens at start with data-open, and keeps the conversation across SPA route changes', async () => {
+    widget = start(fake, { 'data-open': 'true' });
+    await launcher();
+    expect(await ui().findByRole('dialog')).toBeTruthy();
+    await type('before navigation');
+    await waitFor(() => expect(fake.tickets.size).toBe(1));
+    history.pushState({}, '', '/checkout');
+    await type('after navigation');
+    await waitFor(() => expect([...fake.tickets.values()][0]!.messages).toHaveLength(2));
+    expect(fake.tickets.size).toBe(1);
+    expect(ui().getByText('before navigation')).toBeTruthy();
+    history.pushState({}, '', '/products/1');
+  });
+});
