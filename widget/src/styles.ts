@@ -4,7 +4,7 @@
 export const CSS = `
 :host{all:initial!important;display:block!important;position:fixed!important;top:0!important;left:0!important;width:0!important;height:0!important;overflow:visible!important;visibility:visible!important;opacity:1!important;transform:none!important;filter:none!important;contain:none!important;pointer-events:none!important;z-index:var(--pz,2147483000)!important}
 *{box-sizing:border-box;margin:0;padding:0;font:inherit;color:inherit}
-.root{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#111;-webkit-font-smoothing:antialiased}
+.root{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);clip-path:inset(50%);white-space:nowrap}
 button,a,textarea,input{pointer-events:auto}
 button{cursor:pointer;border:0;background:none}
@@ -30,17 +30,15 @@ button{cursor:pointer;border:0;background:none}
 .who{display:flex;gap:8px;padding:8px 16px 0}
 .who input{flex:1;min-width:0;height:34px;padding:0 8px;border:1px solid #767676;border-radius:6px;background:#fff;font-size:14px}
 .err{padding:4px 16px 0;font-size:12px;color:#b00020}
-.compose{display:flex;align-items:flex-end;gap:8px;padding:12px 16px;border-top:1px solid #e3e5e8}
+.compose{position:relative;display:flex;align-items:flex-end;gap:8px;padding:12px 16px;border-top:1px solid #e3e5e8}
 .compose textarea{flex:1;min-height:40px;max-height:120px;padding:9px 10px;border:1px solid #767676;border-radius:8px;background:#fff;resize:none;font-size:16px;line-height:20px}
 .send{height:40px;padding:0 14px;border-radius:8px;background:var(--pc);color:var(--pf);font-weight:600}
 .send:disabled{opacity:.55;cursor:default}
-.count{position:absolute;right:96px;bottom:2px;font-size:11px;color:#555}
+.count{position:absolute;right:16px;top:-18px;padding:0 4px;background:#fff;font-size:11px;color:#555}
 .count.over{color:#b00020;font-weight:700}
-.cbox{position:relative;flex:1;display:flex}
 @media (max-width:479.98px){
 .panel{top:var(--pvt,0px);left:0;right:0;bottom:auto;width:100%;max-width:none;height:var(--pvh,100%);max-height:none;border-radius:0;padding:env(safe-area-inset-top,0px) env(safe-area-inset-right,0px) env(safe-area-inset-bottom,0px) env(safe-area-inset-left,0px)}
 .left .panel{left:0}
 .open .launcher{display:none}
 }
-@media (prefers-reduced-motion:no-preference){.panel{animation:in .16s ease-out}@keyframes in{from{opacity:0;transform:translateY(8px)}}}
 `;

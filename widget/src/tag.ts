@@ -17,14 +17,18 @@ const PUBLISHABLE = /^pk_(live|test)_[0-9A-Za-z]{49}$/;
 const TRUE = ['', 'true', '1', 'open', 'data-open'];
 const FALSE = ['false', '0'];
 
-/** The widget's script element: document.currentScript, else the tag an injector or loader added. */
+/**
+ * The widget's script element: document.currentScript, else (a loader ran it, or currentScript was
+ * already gone) the tag that looks most like ours, so a tag missing attributes is still reported.
+ */
 export function findScript(doc: Document, current: Element | null): HTMLScriptElement | null {
-  if (current && current.tagName === 'SCRIPT' && current.hasAttribute('data-service-id')) {
-    return current as HTMLScriptElement;
-  }
+  const own = current?.tagName === 'SCRIPT' ? (current as HTMLScriptElement) : null;
+  if (own && (own.hasAttribute('data-service-id') || own.hasAttribute('data-key'))) return own;
   return (
     doc.querySelector<HTMLScriptElement>('script[data-service-id][src*="widget"]') ??
-    (current && current.tagName === 'SCRIPT' ? (current as HTMLScriptElement) : null)
+    doc.querySelector<HTMLScriptElement>('script[data-key][src*="widget"]') ??
+    own ??
+    doc.querySelector<HTMLScriptElement>('script[src$="/widget.js"]')
   );
 }
 

@@ -2,6 +2,7 @@
 import { fireEvent, waitFor, within } from '@testing-library/preact';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { API, fakeParley, type FakeParley, KEY, refusal, SERVICE_ID, shadowOf, start } from './testing.ts';
+import type { PageApi } from './pageApi.ts';
 import type { Widget } from './widget.tsx';
 
 let fake: FakeParley;
@@ -39,6 +40,9 @@ async function type(text: string) {
   fireEvent.input(box, { target: { value: text } });
   fireEvent.keyDown(box, { key: 'Enter' });
 }
+
+/** The page API as a host page sees it. */
+const Parley = () => (window as unknown as { Parley: PageApi }).Parley;
 
 const saved = () => localStorage.getItem(`parley:${SERVICE_ID}`);
 
@@ -144,7 +148,7 @@ describe('conversation', () => {
   it('shows an agent reply that arrives on the event stream, and announces it', async () => {
     widget = start(fake);
     const messages: unknown[] = [];
-    (window as unknown as { Parley: { on(e: string, f: (m: unknown) => void): void } }).Parley.on('message', (m) => messages.push(m));
+    Parley().on('message', (m) => messages.push(m));
     await openPanel();
     await type('Is anyone there?');
     await waitFor(() => expect(fake.openStreams()).toBe(1));
@@ -232,15 +236,14 @@ describe('refusals in plain words', () => {
   it('waits for Parley.identify when identity is required, then sends with the token', async () => {
     widget = start(fake);
     const events: string[] = [];
-    const Parley = (window as unknown as { Parley: Record<string, (...a: unknown[]) => unknown> }).Parley;
-    Parley.on!('error', (e) => events.push((e as { code: string }).code));
+    Parley().on('error', (e) => events.push((e as { code: string }).code));
     await openPanel();
     fake.failNext((r) => r.method === 'POST', refusal(403, 'identity_required'));
     await type('Signed-in question');
     expect((await ui().findByRole('alert')).textContent).toBe('Please sign in to send messages.');
     expect(ui().getByText('Waiting for sign-in…')).toBeTruthy();
     expect(events).toEqual(['identity_required']);
-    Parley.identify!('jwt.user.token');
+    Parley().identify('jwt.user.token');
     await waitFor(() => expect(fake.tickets.size).toBe(1));
     const posts = fake.requests.filter((r) => r.method === 'POST');
     expect(posts[1]!.body).toMatchObject({ message: 'Signed-in question', user_token: 'jwt.user.token' });
@@ -252,7 +255,7 @@ describe('refusals in plain words', () => {
   it('emits token-expired when the user token is refused', async () => {
     widget = start(fake, { 'data-user-token': 'old.token' });
     const expired = vi.fn();
-    (window as unknown as { Parley: { on(e: string, f: () => void): void } }).Parley.on('token-expired', expired);
+    Parley().on('token-expired', expired);
     await openPanel();
     fake.failNext((r) => r.method === 'POST', refusal(401, 'invalid_user_token'));
     await type('Hello');
@@ -299,7 +302,7 @@ describe('keyboard and screen readers', () => {
     await openPanel();
     const pageInput = document.body.appendChild(document.createElement('input'));
     pageInput.focus();
-    (window as unknown as { Parley: { close(): void } }).Parley.close();
+    Parley().close();
     await waitFor(() => expect(ui().queryByRole('dialog')).toBeNull());
     expect(document.activeElement).toBe(pageInput);
     pageInput.remove();
@@ -381,7 +384,7 @@ describe('isolation and good guest manners', () => {
     widget = start(fake);
     await launcher();
     expect(Object.keys(window).filter((k) => !before.has(k))).toEqual(['Parley']);
-    expect(Object.keys((window as unknown as { Parley: object }).Parley).sort()).toEqual(
+    expect(Object.keys(Parley()).sort()).toEqual(
       ['close', 'identify', 'on', 'open', 'reset', 'toggle'],
     );
   });
@@ -407,7 +410,7 @@ describe('isolation and good guest manners', () => {
     await openPanel();
     await type('private');
     await waitFor(() => expect(fake.openStreams()).toBe(1));
-    (window as unknown as { Parley: { reset(): void } }).Parley.reset();
+    Parley().reset();
     await waitFor(() => expect(ui().queryByText('private')).toBeNull());
     expect(saved()).toBeNull();
     await waitFor(() => expect(fake.openStreams()).toBe(0));

@@ -25,19 +25,17 @@ export class Composer extends Component<Props, { text: string }> {
     const over = length > MAX_MESSAGE;
     return (
       <form class="compose" onSubmit={this.submit}>
-        <div class="cbox">
-          <textarea
-            ref={textRef}
-            rows={1}
-            aria-label="Message"
-            placeholder="Write a message…"
-            value={text}
-            onInput={(e) => this.setState({ text: e.currentTarget.value })}
-            onKeyDown={(e) => {
-              if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) this.submit(e);
-            }}
-          />
-        </div>
+        <textarea
+          ref={textRef}
+          rows={1}
+          aria-label="Message"
+          placeholder="Write a message…"
+          value={text}
+          onInput={(e) => this.setState({ text: e.currentTarget.value })}
+          onKeyDown={(e) => {
+            if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) this.submit(e);
+          }}
+        />
         {length >= MAX_MESSAGE - 500 && (
           <span class={over ? 'count over' : 'count'} aria-live="polite">
             {fmt(length)} / {fmt(MAX_MESSAGE)}
