@@ -154,6 +154,13 @@ export function fakeParley() {
     failNext(when: (r: Recorded) => boolean, res: FakeResponse | 'network') {
       overrides.push((r) => (when(r) ? res : undefined));
     },
+    /** A ticket made as another tab would make it; returns what that tab stores. */
+    createTicketDirectly(body: string) {
+      const ticketId = id('tkt');
+      const ticket = { id: ticketId, status: 'open', environment: 'test' } as Ticket;
+      tickets.set(ticketId, { token: `vt_${ticketId}`, ticket, messages: [message(ticketId, 'visitor', body)] });
+      return { ticketId, visitorToken: `vt_${ticketId}` };
+    },
     /** An agent writes a reply; open streams of that ticket receive it as a `message` event. */
     agentReply(ticketId: string, body: string): Message {
       const t = tickets.get(ticketId)!;

@@ -44,6 +44,11 @@ async function type(text: string) {
 /** The page API as a host page sees it. */
 const Parley = () => (window as unknown as { Parley: PageApi }).Parley;
 
+/** A ticket created by another tab, straight on the fake server. */
+function fakeTicket() {
+  return fake.createTicketDirectly('Started in another tab');
+}
+
 const saved = () => localStorage.getItem(`parley:${SERVICE_ID}`);
 
 describe('start-up', () => {
@@ -297,6 +302,23 @@ describe('keyboard and screen readers', () => {
     expect(button.getAttribute('aria-expanded')).toBe('false');
   });
 
+  it('closes on Escape pressed on the launcher too', async () => {
+    widget = start(fake);
+    await openPanel();
+    fireEvent.keyDown(await launcher(), { key: 'Escape' });
+    await waitFor(() => expect(ui().queryByRole('dialog')).toBeNull());
+  });
+
+  it('continues a conversation that another tab started', async () => {
+    widget = start(fake);
+    await openPanel();
+    const other = fakeTicket();
+    window.dispatchEvent(new StorageEvent('storage', { key: `parley:${SERVICE_ID}`, newValue: JSON.stringify(other) }));
+    expect(await ui().findByText('Started in another tab')).toBeTruthy();
+    window.dispatchEvent(new StorageEvent('storage', { key: `parley:${SERVICE_ID}`, newValue: null }));
+    await waitFor(() => expect(ui().queryByText('Started in another tab')).toBeNull());
+  });
+
   it('does not steal focus from the page when the page closes the chat', async () => {
     widget = start(fake);
     await openPanel();
@@ -369,6 +391,46 @@ describe('isolation and good guest manners', () => {
     expect(css).toMatch(/--pc:\s*#2563eb/);
     expect(css).toMatch(/--pf:\s*#ffffff/);
     expect(css).not.toMatch(/\d(rem|em)\b/);
+  });
+
+  it('survives hostile page CSS aimed at every element, divs, the root font size and the host itself', async () => {
+    const hostile = document.head.appendChild(document.createElement('style'));
+    hostile.textContent =
+      '* { all: unset !important } div { display: none !important } html { font-size: 4px }' +
+      ' parley-widget { display: none !important; position: static !important; z-index: 0 !important; pointer-events: auto !important }';
+    try {
+      widget = start(fake, { 'data-z-index': '77' });
+      const button = await launcher();
+      const host = getComputedStyle(widget.host);
+      expect([host.display, host.position, host.zIndex, host.width, host.pointerEvents]).toEqual(['block', 'fixed', '77', '0px', 'none']);
+      const l = getComputedStyle(button);
+      expect([l.display, l.position, l.width, l.pointerEvents, l.backgroundColor]).toEqual(['flex', 'fixed', '56px', 'auto', '#2563eb']);
+      expect(getComputedStyle(root()).fontSize).toBe('14px');
+    } finally {
+      hostile.remove();
+    }
+  });
+
+  it('fills a phone screen and follows the visual viewport, so the keyboard never hides the composer', async () => {
+    const viewport = Object.assign(new EventTarget(), { height: 640, offsetTop: 0 });
+    vi.stubGlobal('visualViewport', viewport);
+    const happy = (window as unknown as { happyDOM: { setViewport(v: { width: number; height: number }): void } }).happyDOM;
+    happy.setViewport({ width: 375, height: 640 });
+    try {
+      widget = start(fake);
+      const dialog = await openPanel();
+      const vars = () => [...widget!.host.shadowRoot!.adoptedStyleSheets[1]!.cssRules].map((r) => r.cssText).join('');
+      expect(vars()).toMatch(/--pvh:\s*640px/);
+      const panel = getComputedStyle(dialog); // the under-480px layout: full screen, square corners
+      expect([panel.height, panel.top, panel.left, panel.borderRadius]).toEqual(['640px', '0px', '0px', '0px']);
+      Object.assign(viewport, { height: 340, offsetTop: 12 }); // the keyboard opened
+      viewport.dispatchEvent(new Event('resize'));
+      expect(vars()).toMatch(/--pvh:\s*340px/);
+      expect(vars()).toMatch(/--pvt:\s*12px/);
+    } finally {
+      happy.setViewport({ width: 1024, height: 768 });
+      vi.unstubAllGlobals();
+    }
   });
 
   it('picks black text on a light theme colour', async () => {

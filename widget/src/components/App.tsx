@@ -46,7 +46,11 @@ export class App extends Component<Props> {
     const state = store.get();
     if (state.phase !== 'ready') return null;
     return (
-      <div class={`root ${state.position === 'bottom-left' ? 'left' : 'right'}${state.open ? ' open' : ''}`}>
+      <div
+        class={`root ${state.position === 'bottom-left' ? 'left' : 'right'}${state.open ? ' open' : ''}`}
+        // Escape closes from anywhere in the widget, the launcher included.
+        onKeyDown={(e) => state.open && e.key === 'Escape' && store.setOpen(false)}
+      >
         <Launcher
           open={state.open}
           unread={state.unread}

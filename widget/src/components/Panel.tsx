@@ -36,17 +36,7 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
   render({ state, store }: Props) {
     const close = () => store.setOpen(false);
     return (
-      <div
-        class="panel"
-        role="dialog"
-        aria-label={`Chat with ${state.siteName}`}
-        onKeyDown={(e) => {
-          if (e.key === 'Escape') {
-            e.stopPropagation();
-            close();
-          }
-        }}
-      >
+      <div class="panel" role="dialog" aria-label={`Chat with ${state.siteName}`}>
         <div class="head">
           <h2>{state.siteName}</h2>
           <button type="button" class="x" aria-label="Close chat" onClick={close}>
