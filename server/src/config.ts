@@ -1,18 +1,31 @@
 // Environment variables and flags -> one typed, frozen config, validated once; flags beat the environment.
 import { z } from 'zod';
 
-const Port = z.coerce.number().int().min(0).max(65535);
+/** Digits only (no `1e3`, `0x10` or blanks, which Number() would accept), within bounds. */
+const wholeNumber = (min: number, max: number) =>
+  z.string().regex(/^\d+$/).transform(Number).pipe(z.number().min(min).max(max));
 const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 const Schema = z.object({
   db: z.string().min(1),
-  port: Port,
+  port: wholeNumber(0, 65535),
   host: z.string().min(1),
   trustProxy: z.union([z.boolean(), z.number().int().min(0), z.string().min(1)]),
   logLevel: LogLevel,
   durability: z.enum(['normal', 'full']),
-  workers: z.coerce.number().int().min(1).max(64),
+  workers: wholeNumber(1, 64),
 });
+
+/** What each field accepts, for the one-line error (zod's own messages name types, not values). */
+const EXPECTED: Record<keyof z.infer<typeof Schema>, string> = {
+  db: 'a file path',
+  port: 'a whole number from 0 to 65535',
+  host: 'a host name or address',
+  trustProxy: 'true, false, a hop count or a list of addresses',
+  logLevel: `one of ${LogLevel.options.join(', ')}`,
+  durability: 'normal or full',
+  workers: 'a whole number from 1 to 64',
+};
 export type Config = Readonly<z.infer<typeof Schema>>;
 
 /** Which variable or flag feeds each field, for error messages. */
@@ -61,7 +74,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Partial<Record<keyof C
     const field = issue.path[0] as keyof Config;
     const source = raw[field];
     const shown = JSON.stringify(source.value).slice(0, 60);
-    throw new ConfigError(`Invalid ${source.from}=${shown}: ${issue.message}`);
+    throw new ConfigError(`invalid ${source.from}=${shown}: expected ${EXPECTED[field]}`);
   }
   return Object.freeze(parsed.data);
 }

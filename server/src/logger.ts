@@ -2,14 +2,31 @@
 // string that looks like a key or visitor token is scrubbed wherever it appears.
 import { pino, type Logger, type DestinationStream } from 'pino';
 
-const SECRET = /\b(?:pk|sk)_(?:live|test)_[0-9A-Za-z]{8,}|\bvt_[0-9A-Za-z_-]{8,}|\beyJ[0-9A-Za-z_-]{10,}\.[0-9A-Za-z_-]+\.[0-9A-Za-z_-]*/g;
+// No \b before keys: `%20sk_live_...` or `my_sk_live_...` must be caught too; the shape is specific enough.
+const SECRET = /(?:pk|sk)_(?:live|test)_[0-9A-Za-z]{8,}|\bvt_[0-9A-Za-z_-]{8,}|\beyJ[0-9A-Za-z_-]{10,}\.[0-9A-Za-z_-]+\.[0-9A-Za-z_-]*/g;
+
+function topFrame(err: Error): string | null {
+  const frame = err.stack?.split('\n').find((l) => l.trimStart().startsWith('at '));
+  return frame ? frame.trim().slice(3) : null;
+}
 
 /** Replaces anything shaped like a key, visitor token or JWT with [REDACTED]. */
 export function scrub(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return value.replace(SECRET, '[REDACTED]');
-  if (depth > 6 || value === null || typeof value !== 'object') return value;
+  if (value === null || typeof value !== 'object') return value;
+  // Returning a deeper object as it is would let a key nested in it through unscrubbed.
+  if (depth > 6) return '[Truncated]';
   if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
-  if (value instanceof Error) return { type: value.name, message: scrub(value.message, depth + 1), stack: scrub(value.stack, depth + 1) };
+  // SPEC 8: no stack trace in a log line; the innermost frame is enough to find the bug.
+  if (value instanceof Error) {
+    const code = (value as { code?: unknown }).code;
+    return {
+      type: value.name,
+      ...(typeof code === 'string' ? { code } : {}),
+      message: scrub(value.message, depth + 1),
+      at: scrub(topFrame(value), depth + 1),
+    };
+  }
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) out[k] = scrub(v, depth + 1);
   return out;
@@ -30,6 +47,8 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
         ],
         censor: '[REDACTED]',
       },
+      // pino's own err serializer would put the stack back (and call the scrubbed copy "Object").
+      serializers: { err: (err: unknown) => scrub(err) },
       formatters: { log: (obj) => scrub(obj) as Record<string, unknown> },
       hooks: {
         logMethod(args, method) {
