@@ -34,10 +34,15 @@ async function runPrimary(config: Config): Promise<void> {
   openDatabase(config.db, config.durability).close();
   let stopping = false;
   const restarts: number[] = [];
-  const fork = () => cluster.fork();
+  // A worker that exited stays in cluster.workers until its IPC channel closes too, so count the living.
+  const alive = () => Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead()).length;
+  // A respawn scheduled just before SIGTERM arrived must not start a worker nobody will stop.
+  const fork = () => {
+    if (!stopping) cluster.fork();
+  };
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) {
+      if (alive() === 0) {
         logger.info('all workers stopped');
         logger.flush();
         process.exit(0);
@@ -56,7 +61,7 @@ async function runPrimary(config: Config): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'draining workers');
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
-    if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+    if (alive() === 0) process.exit(0);
     setTimeout(() => {
       for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
       process.exit(1);

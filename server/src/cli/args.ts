@@ -1,7 +1,21 @@
 // Argument parsing shared by the commands: node's parseArgs, with usage errors as one line and exit 2.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-export class UsageError extends Error {}
+/** A bad command line: printed as one line on stderr (with the usage, when known), exit 2. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly usage?: string,
+  ) {
+    super(message);
+  }
+
+  /** The one line to print, without the `parley: ` prefix. */
+  line(): string {
+    const text = this.message.replace(/\s*\n\s*/g, ' ');
+    return this.usage ? `${text} (usage: ${this.usage})` : text;
+  }
+}
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -16,7 +30,11 @@ export function parse(argv: string[], options: Options, usage: string) {
   try {
     return parseArgs({ args: argv, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError(`${(err as Error).message.split('\n')[0]}\nusage: ${usage}`);
+    // node's messages for unknown options go on with advice about `--`; the first sentence is enough.
+    let first = (err as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '');
+    const ambiguous = /^Option '(--[\w-]+)' argument is ambiguous/.exec(first);
+    if (ambiguous) first = `${ambiguous[1]} needs a value (write ${ambiguous[1]}=VALUE for one that starts with -)`;
+    throw new UsageError(first, usage);
   }
 }
 

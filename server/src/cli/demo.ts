@@ -9,7 +9,7 @@ import { parseKey } from '@parley/shared';
 import { mintKey } from '../auth/keys.js';
 import { findKeyByHash } from '../db/keys.js';
 import type { DB } from '../db/open.js';
-import { findSiteByServiceId } from '../db/sites.js';
+import { findSiteByServiceId, updateSite } from '../db/sites.js';
 import { findWorkspaceByName } from '../db/workspaces.js';
 import { ALL_SCOPES, createSite, createWorkspace } from '../services/provisioning.js';
 import { startServer } from '../server.js';
@@ -46,12 +46,18 @@ export function ensureDemo(db: DB, keysFile: string, pagePort: number, now = Dat
     workspace = made.workspace;
     saved.secret_live = made.keys.live.secret;
   }
+  const pageOrigins = [`http://localhost:${pagePort}`, `http://127.0.0.1:${pagePort}`];
   let site = findSiteByServiceId(db, SERVICE_ID);
-  if (!site) {
+  if (site) {
+    // A later run with another --page-port must still be allowed to load the widget.
+    const origins = JSON.parse(site.allowed_origins) as string[];
+    const missing = pageOrigins.filter((o) => !origins.includes(o));
+    if (missing.length) updateSite(db, (site = { ...site, allowed_origins: JSON.stringify([...origins, ...missing]) }));
+  } else {
     const made = createSite(db, workspace.id, {
       service_id: SERVICE_ID,
       name: 'Parley Demo',
-      allowed_origins: [`http://localhost:${pagePort}`, `http://127.0.0.1:${pagePort}`],
+      allowed_origins: pageOrigins,
       widget: { greeting: 'Hi! This is the Parley demo. Ask us anything.' },
     }, now);
     site = made.site;
@@ -105,16 +111,17 @@ header,main{max-width:760px;margin:0 auto;padding:24px}h1{margin:0 0 8px}
 pre{background:#111827;color:#f9fafb;padding:16px;border-radius:8px;overflow:auto;font-size:13px}`;
 
 export async function demoCommand(argv: string[]): Promise<number | undefined> {
-  const pageIndex = argv.indexOf('--page-port');
+  const pageIndex = argv.findIndex((a) => a === '--page-port' || a.startsWith('--page-port='));
   let pagePortText: string | undefined;
   if (pageIndex >= 0) {
-    pagePortText = argv[pageIndex + 1];
-    if (pagePortText === undefined) throw new UsageError(`--page-port needs a value\nusage: ${USAGE}`);
-    argv = [...argv.slice(0, pageIndex), ...argv.slice(pageIndex + 2)];
+    const inline = argv[pageIndex]!.startsWith('--page-port=');
+    pagePortText = inline ? argv[pageIndex]!.slice('--page-port='.length) : argv[pageIndex + 1];
+    if (pagePortText === undefined) throw new UsageError('--page-port needs a value', USAGE);
+    argv = [...argv.slice(0, pageIndex), ...argv.slice(pageIndex + (inline ? 1 : 2))];
   }
   const pagePort = intFlag('page-port', pagePortText ?? '8788', 1, 65535)!;
   const { config, positionals } = serveConfig(argv, USAGE);
-  if (positionals.length) throw new UsageError(`demo takes no arguments\nusage: ${USAGE}`);
+  if (positionals.length) throw new UsageError('demo takes no arguments', USAGE);
   const running = await startServer({ config });
   const keysFile = join(dirname(config.db === ':memory:' ? './data/x' : config.db), 'demo-keys.json');
   const keys = ensureDemo(running.ctx.db, keysFile, pagePort);
@@ -135,10 +142,16 @@ export async function demoCommand(argv: string[]): Promise<number | undefined> {
       'Content-Security-Policy': `default-src 'none'; script-src ${apiBase}; connect-src ${apiBase}; style-src 'self'; img-src 'self' data:`,
     }).end(demoPage(apiBase, keys.publishable_live));
   });
-  await new Promise<void>((resolve, reject) => {
-    page.once('error', reject);
-    page.listen(pagePort, config.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      page.once('error', reject);
+      page.listen(pagePort, config.host, () => resolve());
+    });
+  } catch (err) {
+    // The API is already listening: stop it, or the process would hang on after the error.
+    await running.close(1000);
+    throw new Error(`cannot serve the demo page on port ${pagePort}: ${(err as Error).message}`);
+  }
   process.stdout.write(
     [
       '',

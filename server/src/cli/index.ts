@@ -15,6 +15,8 @@ usage: parley <command> [options]
 Environment: PARLEY_DB, PARLEY_PORT, PARLEY_HOST, PARLEY_TRUST_PROXY, PARLEY_LOG_LEVEL, PARLEY_DURABILITY.
 `;
 
+const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' ');
+
 /** Runs a command; returns the exit code, or undefined for commands that keep running. */
 export async function main(argv: string[]): Promise<number | undefined> {
   const [command, ...rest] = argv;
@@ -40,11 +42,15 @@ export async function main(argv: string[]): Promise<number | undefined> {
         throw new UsageError(`unknown command ${JSON.stringify(command)}; run \`parley --help\``);
     }
   } catch (err) {
-    if (err instanceof UsageError || err instanceof ConfigError) {
-      process.stderr.write(`parley: ${err.message}\n`);
+    if (err instanceof UsageError) {
+      process.stderr.write(`parley: ${err.line()}\n`);
       return 2;
     }
-    process.stderr.write(`parley: ${(err as Error)?.message ?? String(err)}\n`);
+    if (err instanceof ConfigError) {
+      process.stderr.write(`parley: ${oneLine(err.message)}\n`);
+      return 2;
+    }
+    process.stderr.write(`parley: ${oneLine((err as Error)?.message ?? String(err))}\n`);
     return 1;
   }
 }

@@ -32,7 +32,7 @@ export function serveConfig(argv: string[], usage = USAGE): { config: Config; po
 
 export async function serveCommand(argv: string[]): Promise<number | undefined> {
   const { config, positionals } = serveConfig(argv);
-  if (positionals.length) throw new (await import('./args.js')).UsageError(`serve takes no arguments\nusage: ${USAGE}`);
+  if (positionals.length) throw new (await import('./args.js')).UsageError('serve takes no arguments', USAGE);
   await serve(config);
   return undefined; // keeps running until a signal
 }

@@ -38,11 +38,11 @@ export function siteCommand(argv: string[]): number {
     USAGE,
   );
   const [sub, serviceId, ...rest] = positionals;
-  if (sub !== 'create') throw new UsageError(`unknown site command ${JSON.stringify(sub ?? '')}\nusage: ${USAGE}`);
-  if (!serviceId || rest.length) throw new UsageError(`site create takes exactly one service id\nusage: ${USAGE}`);
-  if (values.name === undefined) throw new UsageError(`--name is required\nusage: ${USAGE}`);
+  if (sub !== 'create') throw new UsageError(`unknown site command ${JSON.stringify(sub ?? '')}`, USAGE);
+  if (!serviceId || rest.length) throw new UsageError('site create takes exactly one service id', USAGE);
+  if (values.name === undefined) throw new UsageError('--name is required', USAGE);
   const origins = (values.origin as string[] | undefined) ?? [];
-  if (origins.length === 0) throw new UsageError(`at least one --origin is required\nusage: ${USAGE}`);
+  if (origins.length === 0) throw new UsageError('at least one --origin is required', USAGE);
   const parsed = CreateSiteBody.safeParse({
     service_id: serviceId,
     name: values.name,

@@ -10,8 +10,8 @@ const USAGE = 'parley workspace create <name> [--db PATH] [--json]';
 export function workspaceCommand(argv: string[]): number {
   const { values, positionals } = parse(argv, {}, USAGE);
   const [sub, name, ...rest] = positionals;
-  if (sub !== 'create') throw new UsageError(`unknown workspace command ${JSON.stringify(sub ?? '')}\nusage: ${USAGE}`);
-  if (!name || rest.length) throw new UsageError(`workspace create takes exactly one name\nusage: ${USAGE}`);
+  if (sub !== 'create') throw new UsageError(`unknown workspace command ${JSON.stringify(sub ?? '')}`, USAGE);
+  if (!name || rest.length) throw new UsageError('workspace create takes exactly one name', USAGE);
   if (name.trim().length === 0 || name.length > 100) throw new UsageError('the workspace name must be 1 to 100 characters');
   const db = openCliDb(values.db as string | undefined);
   try {
