@@ -216,7 +216,8 @@ export const CreateKeyBody = z.strictObject({
   type: z.enum(['publishable', 'secret']),
   name: z.string().trim().min(1).max(100),
   site: ServiceId.optional(),
-  scopes: z.array(Scope).min(1).max(3).optional(),
+  // `widget` is the one scope of publishable keys; secret keys take read/write/admin (checked by the server).
+  scopes: z.array(z.enum([...Scope.options, 'widget'])).min(1).max(4).optional(),
   sites: z.array(ServiceId).min(1).max(100).optional(),
   expires_at: z.iso.datetime({ offset: true }).optional(),
 });
@@ -224,6 +225,12 @@ export type CreateKeyBody = z.infer<typeof CreateKeyBody>;
 
 export const RotateKeyBody = z.strictObject({
   grace_seconds: z.number().int().min(0).max(604_800).optional(),
+});
+
+/** Query of the plain management lists (`GET /v1/sites`, `GET /v1/keys`). */
+export const PageQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).optional(),
+  cursor: z.string().min(1).max(200).optional(),
 });
 
 export const ListTicketsQuery = z.strictObject({

@@ -36,7 +36,7 @@ const s = perDb((db) => ({
     LEFT JOIN sites s ON s.id = k.site_id WHERE k.hash = ?`),
   byId: db.prepare(`SELECT k.*, s.service_id AS site_service_id FROM api_keys k
     LEFT JOIN sites s ON s.id = k.site_id WHERE k.id = ?`),
-  list: db.prepare(`SELECT k.*, s.service_id AS site_service_id FROM api_keys k
+  list: db.prepare(`SELECT k.rowid AS rowid, k.*, s.service_id AS site_service_id FROM api_keys k
     LEFT JOIN sites s ON s.id = k.site_id
     WHERE k.workspace_id = ? AND k.environment = ? AND k.rowid > ? ORDER BY k.rowid LIMIT ?`),
   rowid: db.prepare('SELECT rowid FROM api_keys WHERE id = ?'),
@@ -55,8 +55,8 @@ export function findKeyById(db: DB, id: string): KeyWithSite | undefined {
   return s(db).byId.get(id) as KeyWithSite | undefined;
 }
 /** Keys of one workspace and environment, in creation order, after the key with rowid `afterRowid`. */
-export function listKeys(db: DB, workspaceId: string, environment: string, afterRowid: number, limit: number): (KeyWithSite & { rowid?: number })[] {
-  return s(db).list.all(workspaceId, environment, afterRowid, limit) as KeyWithSite[];
+export function listKeys(db: DB, workspaceId: string, environment: string, afterRowid: number, limit: number): (KeyWithSite & { rowid: number })[] {
+  return s(db).list.all(workspaceId, environment, afterRowid, limit) as (KeyWithSite & { rowid: number })[];
 }
 export function keyRowid(db: DB, id: string): number | undefined {
   return (s(db).rowid.get(id) as { rowid: number } | undefined)?.rowid;

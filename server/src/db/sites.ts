@@ -41,6 +41,8 @@ const s = perDb((db) => ({
       daily_spend_cap_micros = @daily_spend_cap_micros, price_ticket_create = @price_ticket_create,
       price_message_create = @price_message_create, widget = @widget WHERE id = @id`),
   delete: db.prepare('DELETE FROM sites WHERE id = ?'),
+  liveData: db.prepare(`SELECT EXISTS (SELECT 1 FROM tickets WHERE site_id = @id AND environment = 'live')
+    OR EXISTS (SELECT 1 FROM api_keys WHERE site_id = @id AND environment = 'live') AS yes`),
 }));
 
 export function insertSite(db: DB, row: Omit<SiteRow, 'id'>): SiteRow {
@@ -61,6 +63,11 @@ export function updateSite(db: DB, row: SiteRow): void {
 }
 export function deleteSite(db: DB, id: number): void {
   s(db).delete.run(id);
+}
+
+/** Whether the site holds anything of the live environment (tickets or publishable keys). */
+export function siteHasLiveData(db: DB, id: number): boolean {
+  return (s(db).liveData.get({ id }) as { yes: number }).yes === 1;
 }
 
 export function siteWidget(row: SiteRow): WidgetSettings {

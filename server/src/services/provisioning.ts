@@ -1,5 +1,5 @@
 // Creating workspaces and sites with their keys: shared by the management API and the CLI.
-import type { CreateSiteBody, WidgetSettings } from '@parley/shared';
+import type { CreateSiteBody, Environment, WidgetSettings } from '@parley/shared';
 import { mintKey, type MintedKey } from '../auth/keys.js';
 import type { DB } from '../db/open.js';
 import { findSiteByServiceId, insertSite, SITE_DEFAULTS, type SiteRow } from '../db/sites.js';
@@ -23,8 +23,17 @@ export function createWorkspace(db: DB, name: string, now: number): { workspace:
   }).immediate();
 }
 
-/** A site and its two publishable keys. `body` is already validated and its origins normalised. */
-export function createSite(db: DB, workspaceId: string, body: CreateSiteBody, now: number): { site: SiteRow; keys: { live: MintedKey; test: MintedKey } } {
+/**
+ * A site and its two publishable keys. `body` is already validated and its origins normalised.
+ * `environments` limits which keys are minted (a test key creating a site must not mint a live key).
+ */
+export function createSite(db: DB, workspaceId: string, body: CreateSiteBody, now: number): { site: SiteRow; keys: { live: MintedKey; test: MintedKey } };
+export function createSite(
+  db: DB, workspaceId: string, body: CreateSiteBody, now: number, environments: readonly Environment[],
+): { site: SiteRow; keys: { live: MintedKey | null; test: MintedKey | null } };
+export function createSite(
+  db: DB, workspaceId: string, body: CreateSiteBody, now: number, environments: readonly Environment[] = ['live', 'test'],
+): { site: SiteRow; keys: { live: MintedKey | null; test: MintedKey | null } } {
   return db.transaction(() => {
     if (findSiteByServiceId(db, body.service_id)) {
       throw new ApiError('invalid_request', `The service id '${body.service_id}' is already taken.`, {
@@ -51,6 +60,7 @@ export function createSite(db: DB, workspaceId: string, body: CreateSiteBody, no
         type: 'publishable', environment, name: `${body.service_id} ${environment} widget key`, scopes: ['widget'],
         workspaceId, siteId: site.id, sites: null, expiresAt: null, now,
       });
-    return { site, keys: { live: mint('live'), test: mint('test') } };
+    const wanted = (environment: Environment) => (environments.includes(environment) ? mint(environment) : null);
+    return { site, keys: { live: wanted('live'), test: wanted('test') } };
   }).immediate();
 }

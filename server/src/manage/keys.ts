@@ -1,0 +1,43 @@
+// Keys of the management API (admin scope): create, list (metadata only), revoke, rotate. The rules
+// against escalation are in services/keys.ts, shared with the CLI.
+import { CreateKeyBody, PageQuery, RotateKeyBody } from '@parley/shared';
+import { Router } from 'express';
+import type { AppContext } from '../context.js';
+import { keyToApi } from '../db/keys.js';
+import { encodeCursor } from '../db/tickets.js';
+import { parseOr400 } from '../errors.js';
+import { callerFromAuth, createKey, listKeysFor, revokeKeyNow, rotateKey } from '../services/keys.js';
+import { authorize, cursorPosition, parseQuery } from './access.js';
+
+export function keysRouter(ctx: AppContext): Router {
+  const router = Router();
+
+  router.post('/keys', (req, res) => {
+    const auth = authorize(ctx, req, res, 'admin');
+    const body = parseOr400(CreateKeyBody, req.body);
+    const minted = createKey(ctx.db, callerFromAuth(auth), body, ctx.clock());
+    res.status(201).json({ key: keyToApi(minted.row, minted.secret) });
+  });
+
+  router.get('/keys', (req, res) => {
+    const auth = authorize(ctx, req, res, 'admin');
+    const q = parseQuery(PageQuery, req);
+    const { keys, next } = listKeysFor(ctx.db, callerFromAuth(auth), cursorPosition(q.cursor) ?? 0, q.limit ?? 50);
+    res.json({ keys: keys.map((k) => keyToApi(k)), next_cursor: next === null ? null : encodeCursor(next) });
+  });
+
+  router.delete('/keys/:id', (req, res) => {
+    const auth = authorize(ctx, req, res, 'admin');
+    const row = revokeKeyNow(ctx.db, callerFromAuth(auth), req.params.id, ctx.clock());
+    res.json({ key: keyToApi(row) });
+  });
+
+  router.post('/keys/:id/rotate', (req, res) => {
+    const auth = authorize(ctx, req, res, 'admin');
+    const body = parseOr400(RotateKeyBody, req.body);
+    const { key } = rotateKey(ctx.db, callerFromAuth(auth), req.params.id, body.grace_seconds ?? 0, ctx.clock());
+    res.status(201).json({ key: keyToApi(key.row, key.secret) });
+  });
+
+  return router;
+}
