@@ -17,10 +17,13 @@ export class ApiError extends Error {
 
 /** Turns a ZodError into `issues`: a dotted path and a message per field. */
 export function zodIssues(err: ZodError): ErrorIssue[] {
-  return err.issues.map((i) => ({
-    path: i.path.map(String).join('.') || '(body)',
-    message: i.message,
-  }));
+  return err.issues.flatMap((i) => {
+    // An unknown field (a typo like `alowed_origins`) is named by its own path, one issue per field.
+    if (i.code === 'unrecognized_keys') {
+      return i.keys.map((k) => ({ path: [...i.path, k].map(String).join('.'), message: 'is not a known field' }));
+    }
+    return [{ path: i.path.map(String).join('.') || '(body)', message: i.message }];
+  });
 }
 
 export function invalidRequest(err: ZodError, what = 'The request'): ApiError {
