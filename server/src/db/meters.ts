@@ -10,6 +10,12 @@ const s = perDb((db) => ({
     VALUES (@site_id, @environment, @day, @micros, @tickets, @messages)
     ON CONFLICT (site_id, environment, day) DO UPDATE SET spent_micros = spent_micros + @micros,
       tickets = tickets + @tickets, messages = messages + @messages`),
+  // The cap is checked by the statement that charges: no row changes when the charge would exceed it.
+  chargeCapped: db.prepare(`INSERT INTO spend_meters (site_id, environment, day, spent_micros, tickets, messages)
+    VALUES (@site_id, @environment, @day, @micros, @tickets, @messages)
+    ON CONFLICT (site_id, environment, day) DO UPDATE SET spent_micros = spent_micros + @micros,
+      tickets = tickets + @tickets, messages = messages + @messages
+    WHERE spent_micros + @micros <= @cap`),
   refusal: db.prepare(`INSERT INTO refusals (site_id, environment, day, code, count) VALUES (?, ?, ?, ?, 1)
     ON CONFLICT (site_id, environment, day, code) DO UPDATE SET count = count + 1`),
   usage: db.prepare(`SELECT day, spent_micros, tickets, messages FROM spend_meters
@@ -35,6 +41,27 @@ export function addCharge(
     tickets: q.tickets,
     messages: q.messages,
   });
+}
+
+/**
+ * Adds a charge to today's meter unless it would take the day's spend over `cap`; returns whether it
+ * did. One statement, to be called inside the IMMEDIATE transaction that performs the action.
+ */
+export function chargeWithinCap(
+  db: DB,
+  q: { siteId: number; environment: string; now: number; micros: number; tickets: number; messages: number; cap: number },
+): boolean {
+  if (q.micros > q.cap) return false;
+  const info = s(db).chargeCapped.run({
+    site_id: q.siteId,
+    environment: q.environment,
+    day: utcDay(q.now),
+    micros: q.micros,
+    tickets: q.tickets,
+    messages: q.messages,
+    cap: q.cap,
+  });
+  return info.changes === 1;
 }
 
 export function countRefusal(db: DB, siteId: number, environment: string, code: string, now: number): void {

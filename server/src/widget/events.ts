@@ -1,0 +1,141 @@
+// GET /tickets/:id/events: a server-sent-event stream of a ticket's new messages and status changes
+// (SPEC section 6). `Last-Event-ID` (a message id) resumes: the stream subscribes to the live feed
+// first, then sends what the messages table holds after that id, then live events, skipping any
+// message it already sent, so a reconnect neither loses nor doubles a message.
+import { z } from 'zod';
+import { Router, type Request, type Response } from 'express';
+import type { AppContext } from '../context.js';
+import { findMessageById, listMessages, messageToApi, type MessageRow, type TicketRow } from '../db/tickets.js';
+import { ApiError, parseOr400 } from '../errors.js';
+import type { FeedEvent } from '../events.js';
+import { admit } from './guard.js';
+import { queryOf, visitorTicket, visitorTokenHash } from './tickets.js';
+
+/** Reconnect delay suggested to EventSource-style clients, in ms. */
+export const RETRY_HINT_MS = 2_000;
+/** A client that stops reading is cut off once this much is queued; it resumes with Last-Event-ID. */
+const MAX_QUEUED_BYTES = 1024 * 1024;
+const CATCH_UP_PAGE = 500;
+
+const EventsQuery = z.strictObject({ last_event_id: z.string().min(1).max(100).optional() });
+const LastEventId = z.string().max(100);
+
+/** The message id to resume after: the Last-Event-ID header, else `?last_event_id=`; 400 when malformed. */
+function lastEventIdOf(req: Request): string | undefined {
+  const q = parseOr400(EventsQuery, queryOf(req), 'The query string');
+  const header = req.headers['last-event-id'];
+  if (header === undefined) return q.last_event_id;
+  return parseOr400(LastEventId, header, 'The Last-Event-ID header') || undefined;
+}
+
+export function messageEvent(m: MessageRow, ticketId: string): string {
+  return `event: message\nid: ${m.id}\ndata: ${JSON.stringify(messageToApi(m, ticketId))}\n\n`;
+}
+export function statusEvent(status: string): string {
+  return `event: status\ndata: ${JSON.stringify({ status })}\n\n`;
+}
+
+export function eventsRouter(ctx: AppContext): Router {
+  const router = Router();
+  // Open streams per site in this process: a flood of streams for one site cannot exhaust the server.
+  const openBySite = new Map<number, number>();
+
+  router.get('/:serviceId/tickets/:id/events', (req, res) => {
+    const a = admit(ctx, req, res);
+    const lastEventId = lastEventIdOf(req);
+    const ticket = visitorTicket(ctx, a, req.params.id, visitorTokenHash(req));
+    let afterSeq: number | null = null;
+    if (lastEventId !== undefined) {
+      const m = findMessageById(ctx.db, lastEventId);
+      if (!m || m.ticket_seq !== ticket.seq) {
+        throw new ApiError('invalid_request', 'The Last-Event-ID is not a message of this ticket.', {
+          issues: [{ path: 'Last-Event-ID', message: 'is not a message of this ticket' }],
+        });
+      }
+      afterSeq = m.seq;
+    }
+    const open = openBySite.get(a.site.id) ?? 0;
+    if (open >= ctx.limits.streamsPerSite) {
+      throw new ApiError('rate_limit_exceeded', 'Too many open event streams for this site; retry shortly.', {
+        headers: { 'Retry-After': '5' },
+      });
+    }
+    if (req.method === 'HEAD') {
+      res.status(200).type('text/event-stream').end();
+      return;
+    }
+    openBySite.set(a.site.id, open + 1);
+    const release = () => {
+      const n = (openBySite.get(a.site.id) ?? 1) - 1;
+      if (n <= 0) openBySite.delete(a.site.id);
+      else openBySite.set(a.site.id, n);
+    };
+    stream(ctx, res, ticket, afterSeq, release);
+  });
+
+  return router;
+}
+
+/** Runs one stream until the client leaves or the server drains. */
+function stream(ctx: AppContext, res: Response, ticket: TicketRow, afterSeq: number | null, release: () => void): void {
+  const req = res.req;
+  req.setTimeout(0);
+  res.setTimeout(0);
+  res.status(200);
+  res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('X-Accel-Buffering', 'no');
+  res.flushHeaders();
+
+  let ended = false;
+  // The highest message seq sent: live events at or below it were already sent by the catch-up.
+  let sentSeq = afterSeq ?? 0;
+  const end = () => {
+    if (!ended) res.end();
+    cleanup();
+  };
+  const send = (text: string) => {
+    if (ended || res.writableEnded) return;
+    res.write(text);
+    if (res.writableLength > MAX_QUEUED_BYTES) end();
+  };
+  const onEvent = (e: FeedEvent) => {
+    if (e.kind === 'message') {
+      if (e.message.seq <= sentSeq) return;
+      sentSeq = e.message.seq;
+      send(messageEvent(e.message, ticket.id));
+    } else {
+      send(statusEvent(e.status));
+    }
+  };
+
+  // Subscribe before reading the catch-up, so a message committed in between is not lost.
+  const unsubscribe = ctx.events.subscribe(ticket.seq, onEvent);
+  const heartbeat = setInterval(() => send(': heartbeat\n\n'), ctx.limits.heartbeatMs);
+  heartbeat.unref();
+  ctx.closing.addEventListener('abort', end);
+  function cleanup(): void {
+    if (ended) return;
+    ended = true;
+    unsubscribe();
+    clearInterval(heartbeat);
+    ctx.closing.removeEventListener('abort', end);
+    release();
+  }
+  res.on('close', cleanup);
+
+  send(`retry: ${RETRY_HINT_MS}\n\n`);
+  if (afterSeq !== null) {
+    // A resume: the status may have changed while the client was away, then every missed message.
+    send(statusEvent(ticket.status));
+    for (;;) {
+      const page = listMessages(ctx.db, ticket.seq, sentSeq, CATCH_UP_PAGE);
+      for (const m of page) {
+        sentSeq = m.seq;
+        send(messageEvent(m, ticket.id));
+      }
+      if (page.length < CATCH_UP_PAGE || ended) break;
+    }
+  }
+  if (ctx.closing.aborted) end();
+}

@@ -1,0 +1,152 @@
+// Widget routes that read and write tickets (SPEC section 6): config, create a ticket, read and post
+// messages. A ticket is only ever found with its visitor token, in its own site and environment;
+// anything else is 404. Writes, their charge and their idempotency record commit together.
+import { timingSafeEqual } from 'node:crypto';
+import { CreateTicketBody, MessagesQuery, PostMessageBody, VisitorToken } from '@parley/shared';
+import { Router, type Request, type Response } from 'express';
+import { newVisitorToken } from '../auth/keys.js';
+import type { AppContext } from '../context.js';
+import { siteWidget } from '../db/sites.js';
+import {
+  findMessageById, findTicketById, insertMessage, insertTicket, listMessages, messageToApi, setTicketStatus,
+  ticketToApi, type TicketRow,
+} from '../db/tickets.js';
+import { ApiError, parseOr400 } from '../errors.js';
+import { newId, sha256 } from '../util.js';
+import { admit, type Admitted } from './guard.js';
+import { identifyVisitor } from './identity.js';
+import { findReplay, idempotencyOf, rememberResponse, type StoredResponse } from './idempotency.js';
+import { charge } from './spend.js';
+
+export const MESSAGES_PAGE = 100;
+
+const notFound = (): ApiError => new ApiError('not_found', 'No such ticket for this key and visitor token.');
+
+/** The SHA-256 of the request's X-Visitor-Token, or null when it is missing or malformed (both 404). */
+export function visitorTokenHash(req: Request): Buffer | null {
+  const parsed = VisitorToken.safeParse(req.headers['x-visitor-token']);
+  return parsed.success ? sha256(parsed.data) : null;
+}
+
+/**
+ * The ticket `id` when it belongs to the admitted site and environment and `tokenHash` is its
+ * visitor token; otherwise 404, the same answer whichever of these failed.
+ */
+export function visitorTicket(ctx: AppContext, a: Admitted, id: string, tokenHash: Buffer | null): TicketRow {
+  if (tokenHash === null) throw notFound();
+  const ticket = findTicketById(ctx.db, id);
+  if (!ticket || ticket.site_id !== a.site.id || ticket.environment !== a.environment) throw notFound();
+  if (!timingSafeEqual(ticket.visitor_token_hash, tokenHash)) throw notFound();
+  return ticket;
+}
+
+/** Sends a JSON body that is already text (a fresh or a replayed response). */
+function sendStored(res: Response, r: StoredResponse): void {
+  res.status(r.status).type('json').send(r.body);
+}
+
+/** Parses a query string strictly: unknown or repeated parameters are `400 invalid_request`. */
+export function queryOf(req: Request): Record<string, unknown> {
+  return { ...(req.query as Record<string, unknown>) };
+}
+
+export function ticketsRouter(ctx: AppContext): Router {
+  const router = Router();
+  const db = ctx.db;
+
+  router.get('/:serviceId/config', (req, res) => {
+    const { site } = admit(ctx, req, res);
+    res.json({ site: { service_id: site.service_id, name: site.name }, widget: siteWidget(site) });
+  });
+
+  router.post('/:serviceId/tickets', async (req, res) => {
+    const a = admit(ctx, req, res);
+    const body = parseOr400(CreateTicketBody, req.body);
+    const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets`);
+    const user = await identifyVisitor(ctx, a.site, body.user_token);
+    const now = ctx.clock();
+    let written = false;
+    const out = db.transaction((): StoredResponse => {
+      const replay = idem && findReplay(db, idem, now);
+      if (replay) return replay;
+      charge(db, { site: a.site, environment: a.environment, action: 'ticket.create', now, tickets: 1, messages: 1 });
+      const visitorToken = newVisitorToken();
+      const ticket = insertTicket(db, {
+        id: newId('tkt'),
+        site_id: a.site.id,
+        environment: a.environment,
+        status: 'open',
+        visitor_token_hash: sha256(visitorToken),
+        visitor_name: body.visitor?.name || null,
+        visitor_email: body.visitor?.email ?? null,
+        user_id: user?.id ?? null,
+        user_name: user?.name ?? null,
+        user_email: user?.email ?? null,
+        page_url: body.page_url ?? null,
+        metadata: body.metadata ? JSON.stringify(body.metadata) : null,
+        created_at: now,
+        updated_at: now,
+      });
+      const message = insertMessage(db, {
+        id: newId('msg'), ticket_seq: ticket.seq, author: 'visitor', author_name: null, body: body.message, created_at: now,
+      });
+      const response: StoredResponse = {
+        status: 201,
+        body: JSON.stringify({ ticket: ticketToApi(ticket), visitor_token: visitorToken, messages: [messageToApi(message, ticket.id)] }),
+      };
+      // The response holds the visitor token: it is stored sealed (see idempotency.ts).
+      if (idem) rememberResponse(db, idem, response, now, true);
+      written = true;
+      return response;
+    }).immediate();
+    if (written) ctx.events.notify();
+    sendStored(res, out);
+  });
+
+  router.get('/:serviceId/tickets/:id/messages', (req, res) => {
+    const a = admit(ctx, req, res);
+    const q = parseOr400(MessagesQuery, queryOf(req), 'The query string');
+    const ticket = visitorTicket(ctx, a, req.params.id, visitorTokenHash(req));
+    let afterSeq = 0;
+    if (q.after !== undefined) {
+      const after = findMessageById(db, q.after);
+      if (!after || after.ticket_seq !== ticket.seq) {
+        throw new ApiError('invalid_request', 'The query string is invalid: after: is not a message of this ticket.', {
+          issues: [{ path: 'after', message: 'is not a message of this ticket' }],
+        });
+      }
+      afterSeq = after.seq;
+    }
+    const messages = listMessages(db, ticket.seq, afterSeq, MESSAGES_PAGE);
+    res.json({ ticket: ticketToApi(ticket), messages: messages.map((m) => messageToApi(m, ticket.id)) });
+  });
+
+  // The hot path: one IMMEDIATE transaction for the ticket check, replay, charge, reopen and insert.
+  router.post('/:serviceId/tickets/:id/messages', (req, res) => {
+    const a = admit(ctx, req, res);
+    const body = parseOr400(PostMessageBody, req.body);
+    const id = req.params.id;
+    const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets/${id}/messages`);
+    const tokenHash = visitorTokenHash(req);
+    const now = ctx.clock();
+    let written = false;
+    const out = db.transaction((): StoredResponse => {
+      const ticket = visitorTicket(ctx, a, id, tokenHash);
+      const replay = idem && findReplay(db, idem, now);
+      if (replay) return replay;
+      charge(db, { site: a.site, environment: a.environment, action: 'message.create', now, tickets: 0, messages: 1 });
+      if (ticket.status === 'closed') setTicketStatus(db, ticket, 'open', now);
+      const message = insertMessage(db, {
+        id: newId('msg'), ticket_seq: ticket.seq, author: 'visitor', author_name: null, body: body.message, created_at: now,
+      });
+      const response: StoredResponse = { status: 201, body: JSON.stringify({ message: messageToApi(message, ticket.id) }) };
+      if (idem) rememberResponse(db, idem, response, now);
+      written = true;
+      return response;
+    }).immediate();
+    if (written) ctx.events.notify();
+    sendStored(res, out);
+  });
+
+  return router;
+}
