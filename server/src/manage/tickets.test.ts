@@ -9,7 +9,7 @@ import { addCharge, countRefusal } from '../db/meters.js';
 import type { DB } from '../db/open.js';
 import { findSiteByServiceId } from '../db/sites.js';
 import { findTicketById, insertMessage, insertTicket } from '../db/tickets.js';
-import { call, seed, startTestServer, type Fixture, type TestServer } from '../test-helpers/harness.js';
+import { call, seed, startTestServer, type CallResult, type Fixture, type TestServer } from '../test-helpers/harness.js';
 import { newId } from '../util.js';
 
 let t: TestServer;
@@ -112,7 +112,7 @@ describe('GET /v1/sites/:sid/tickets', () => {
       let cursor: string | null = null;
       let pages = 0;
       do {
-        const [r] = await Promise.all([
+        const [r]: [CallResult, void] = await Promise.all([
           call(t.base, 'GET', `${tickets(s)}?limit=4${cursor ? `&cursor=${cursor}` : ''}`, { key: f.sk.live }),
           (async () => {
             for (let i = 0; i < 3; i++) added.push(addTicket(writer.ctx.db, s, 'live'));
@@ -188,6 +188,8 @@ describe('POST /v1/sites/:sid/tickets/:id/messages', () => {
     const got: FeedEvent[] = [];
     const unsubscribe = t.ctx.events.subscribe(ticket.seq, (e) => got.push(e));
     try {
+      // Let the feed's first timed poll pass: from then on only notify() wakes it for local writes.
+      await new Promise((res) => setTimeout(res, 400));
       t.clock.advance(1000);
       const r = await call(t.base, 'POST', `${tickets(f.serviceId)}/${id}/messages`, { key: f.sk.live, body: { message: '  We are on it.  ', author_name: 'Sam' } });
       expect(r.status, r.text).toBe(201);
