@@ -159,13 +159,18 @@ describe('exposed_at', () => {
     expect(await exposedOf(k.id)).toBe(at);
   });
 
-  it('on the real widget routes too, once they are mounted', async (c) => {
+  it('on the real widget routes too: header or api_key in the body, with an Origin', async () => {
     const k = await newKey();
     const r = await call(t.base, 'GET', `/v1/widget/${f.serviceId}/config`, { headers: { 'X-Parley-Key': k.secret, Origin: f.origin } });
-    // Until the widget router lands, this route does not exist (the widget-API issue owns it).
-    if (r.status === 404 && r.json?.error?.message === 'No such route.') c.skip();
     expectError(r, 403, 'publishable_key_required');
-    expect(await exposedOf(k.id)).not.toBeNull();
+    expect(await exposedOf(k.id)).toBe(new Date(t.clock.now).toISOString());
+    const k2 = await newKey();
+    const noOrigin = await call(t.base, 'POST', `/v1/widget/${f.serviceId}/tickets`, { body: { message: 'hi', api_key: k2.secret } });
+    expectError(noOrigin, 403, 'publishable_key_required');
+    expect(await exposedOf(k2.id)).toBeNull();
+    const body = await call(t.base, 'POST', `/v1/widget/${f.serviceId}/tickets`, { origin: 'https://anywhere.example', body: { message: 'hi', api_key: k2.secret } });
+    expectError(body, 403, 'publishable_key_required');
+    expect(await exposedOf(k2.id)).not.toBeNull();
   });
 });
 
