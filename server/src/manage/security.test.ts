@@ -33,6 +33,33 @@ describe('no CORS on management routes', () => {
   });
 });
 
+describe('SPEC 8 rows of the body rules, on management routes', () => {
+  let t: TestServer;
+  let f: Fixture;
+  beforeAll(async () => {
+    t = await startTestServer();
+    f = seed(t.ctx);
+  });
+  afterAll(() => t.close());
+
+  const expectCode = (r: { status: number; json: any; headers: Headers }, status: number, code: string) => {
+    expect(r.status, JSON.stringify(r.json)).toBe(status);
+    expect(r.json.error.code).toBe(code);
+    expect(r.json.error.request_id).toBe(r.headers.get('x-request-id'));
+  };
+
+  it('400 invalid_json, 415 unsupported_media_type, 413 payload_too_large, 404 for an unknown route', async () => {
+    expectCode(await call(t.base, 'POST', '/v1/keys', { key: f.sk.live, rawBody: '{"type": "secret",', headers: { 'Content-Type': 'application/json' } }), 400, 'invalid_json');
+    expectCode(await call(t.base, 'PATCH', `/v1/sites/${f.serviceId}`, { key: f.sk.live, rawBody: 'name=x', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } }), 415, 'unsupported_media_type');
+    const big = JSON.stringify({ type: 'secret', name: 'x'.repeat(40 * 1024) });
+    expectCode(await call(t.base, 'POST', '/v1/keys', { key: f.sk.live, rawBody: big, headers: { 'Content-Type': 'application/json' } }), 413, 'payload_too_large');
+    expectCode(await call(t.base, 'GET', '/v1/nothing-here', { key: f.sk.live }), 404, 'not_found');
+    expectCode(await call(t.base, 'PUT', `/v1/sites/${f.serviceId}`, { key: f.sk.live, body: {} }), 404, 'not_found');
+    // A JSON body that is not an object is a field error.
+    expectCode(await call(t.base, 'POST', '/v1/keys', { key: f.sk.live, body: ['secret'] }), 400, 'invalid_request');
+  });
+});
+
 describe('rate limit per secret key', () => {
   let t: TestServer;
   let f: Fixture;
