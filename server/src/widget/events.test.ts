@@ -1,0 +1,222 @@
+// The live event stream (SPEC section 6): agent replies and status changes reach an open stream
+// within a second, whichever connection wrote them; Last-Event-ID resumes with no gap and no
+// repeat; heartbeats; a per-site cap on open streams; streams end when the server drains.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../db/open.js';
+import { findTicketById, insertMessage } from '../db/tickets.js';
+import { call, seed, startTestServer, type Fixture, type TestServer } from '../test-helpers/harness.js';
+import { createTicket, openStream, streamHeaders, visitor, type SseEvent } from '../test-helpers/widget.js';
+import { newId } from '../util.js';
+
+let t: TestServer;
+let fx: Fixture;
+beforeAll(async () => {
+  t = await startTestServer({ limits: { heartbeatMs: 100, streamsPerSite: 3 } });
+  fx = seed(t.ctx, { rate_limit_per_minute: 10_000 });
+});
+afterAll(async () => {
+  await t.close();
+});
+
+const eventsUrl = (f: Fixture, id: string, q = '') => `${t.base}/v1/widget/${f.serviceId}/tickets/${id}/events${q}`;
+const messages = (events: SseEvent[]) => events.filter((e) => e.event === 'message').map((e) => JSON.parse(e.data) as { id: string; body: string; author: string });
+const reply = (f: Fixture, id: string, message: string) =>
+  call(t.base, 'POST', `/v1/sites/${f.serviceId}/tickets/${id}/messages`, { key: f.sk.live, body: { message } });
+
+describe('a stream', () => {
+  it('is text/event-stream, uncached and unbuffered, with CORS for the allowed origin and a retry hint first', async () => {
+    const c = await createTicket(t.base, fx);
+    const s = await openStream(eventsUrl(fx, c.ticket.id), streamHeaders(fx, c.visitor_token));
+    try {
+      expect(s.status).toBe(200);
+      expect(s.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      expect(s.headers.get('cache-control')).toBe('no-store');
+      expect(s.headers.get('x-accel-buffering')).toBe('no');
+      expect(s.headers.get('access-control-allow-origin')).toBe(fx.origin);
+      expect(s.headers.get('ratelimit-policy')).toMatch(/^"site";/);
+      const until = Date.now() + 3000;
+      while (s.lines.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      expect(s.lines[0]).toMatch(/^retry: \d+$/);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('delivers an agent reply from the management API within one second, as a message event with its id', async () => {
+    const c = await createTicket(t.base, fx);
+    const s = await openStream(eventsUrl(fx, c.ticket.id), streamHeaders(fx, c.visitor_token));
+    try {
+      const started = Date.now();
+      const r = await reply(fx, c.ticket.id, 'Hello from support');
+      expect(r.status, r.text).toBe(201);
+      await s.until((e) => messages(e).some((m) => m.body === 'Hello from support'), 'the reply', 1000);
+      expect(Date.now() - started).toBeLessThan(1000);
+      const ev = s.events.find((e) => e.event === 'message')!;
+      expect(ev.id).toBe(r.json.message.id);
+      expect(JSON.parse(ev.data)).toEqual(r.json.message);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('delivers a reply written by another database connection (another process) within one second', async () => {
+    const c = await createTicket(t.base, fx);
+    const s = await openStream(eventsUrl(fx, c.ticket.id), streamHeaders(fx, c.visitor_token));
+    const other = openDatabase(t.dbPath);
+    try {
+      const seq = findTicketById(other, c.ticket.id)!.seq;
+      const started = Date.now();
+      other.transaction(() => insertMessage(other, {
+        id: newId('msg'), ticket_seq: seq, author: 'agent', author_name: 'Elsewhere', body: 'written elsewhere', created_at: Date.now(),
+      })).immediate();
+      await s.until((e) => messages(e).some((m) => m.body === 'written elsewhere'), 'the reply', 1000);
+      expect(Date.now() - started).toBeLessThan(1000);
+    } finally {
+      other.close();
+      s.close();
+    }
+  });
+
+  it("sends status events, and the visitor's own messages", async () => {
+    const c = await createTicket(t.base, fx);
+    const s = await openStream(eventsUrl(fx, c.ticket.id), streamHeaders(fx, c.visitor_token));
+    try {
+      const closed = await call(t.base, 'PATCH', `/v1/sites/${fx.serviceId}/tickets/${c.ticket.id}`, { key: fx.sk.live, body: { status: 'closed' } });
+      expect(closed.status, closed.text).toBe(200);
+      await s.until((e) => e.some((x) => x.event === 'status'), 'the status event');
+      expect(JSON.parse(s.events.find((x) => x.event === 'status')!.data)).toEqual({ status: 'closed' });
+      await visitor(t.base, fx, 'POST', `/tickets/${c.ticket.id}/messages`, { body: { message: 'reopen please' }, headers: { 'X-Visitor-Token': c.visitor_token } });
+      await s.until((e) => messages(e).some((m) => m.body === 'reopen please'), 'the visitor message');
+      const statuses = s.events.filter((x) => x.event === 'status').map((x) => JSON.parse(x.data).status);
+      expect(statuses).toEqual(['closed', 'open']);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('sends a heartbeat comment every heartbeatMs', async () => {
+    const c = await createTicket(t.base, fx);
+    const s = await openStream(eventsUrl(fx, c.ticket.id), streamHeaders(fx, c.visitor_token));
+    try {
+      const until = Date.now() + 3000;
+      while (s.lines.filter((l) => l === ': heartbeat').length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(s.lines.filter((l) => l === ': heartbeat').length).toBeGreaterThanOrEqual(2);
+      expect(s.events).toEqual([]);
+    } finally {
+      s.close();
+    }
+  });
+});
+
+describe('Last-Event-ID', () => {
+  it('resumes after the given message: the missed ones in order, none twice, then live ones', async () => {
+    const c = await createTicket(t.base, fx);
+    const s1 = await openStream(eventsUrl(fx, c.ticket.id), streamHeaders(fx, c.visitor_token));
+    await reply(fx, c.ticket.id, 'a1');
+    await s1.until((e) => messages(e).length === 1, 'a1');
+    s1.close();
+    const last = s1.events.at(-1)!.id!;
+    for (const m of ['a2', 'a3', 'a4']) await reply(fx, c.ticket.id, m);
+    const s2 = await openStream(eventsUrl(fx, c.ticket.id), streamHeaders(fx, c.visitor_token, { 'Last-Event-ID': last }));
+    try {
+      await s2.until((e) => messages(e).length === 3, 'the missed replies');
+      await reply(fx, c.ticket.id, 'a5');
+      await s2.until((e) => messages(e).length === 4, 'the live reply');
+      expect(messages(s2.events).map((m) => m.body)).toEqual(['a2', 'a3', 'a4', 'a5']);
+      // A resume starts with the current status (it may have changed meanwhile).
+      expect(s2.events[0]).toMatchObject({ event: 'status', data: '{"status":"open"}' });
+    } finally {
+      s2.close();
+    }
+    const q = await openStream(eventsUrl(fx, c.ticket.id, `?last_event_id=${last}`), streamHeaders(fx, c.visitor_token));
+    try {
+      await q.until((e) => messages(e).length === 4, 'the replies after the query id');
+      expect(messages(q.events).map((m) => m.body)).toEqual(['a2', 'a3', 'a4', 'a5']);
+    } finally {
+      q.close();
+    }
+  });
+
+  it('reconnecting while replies keep arriving loses none and repeats none', async () => {
+    const c = await createTicket(t.base, fx);
+    const total = 60;
+    const seen: string[] = [];
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; i < total; i++) {
+        expect((await reply(fx, c.ticket.id, `r${i}`)).status).toBe(201);
+        if (i % 7 === 0) await new Promise((r) => setTimeout(r, 3));
+      }
+      writing = false;
+    })();
+    let last: string | undefined;
+    for (let round = 0; round < 50 && (writing || !seen.includes(`r${total - 1}`)); round++) {
+      const s = await openStream(eventsUrl(fx, c.ticket.id), streamHeaders(fx, c.visitor_token, last ? { 'Last-Event-ID': last } : {}));
+      // Read a few events, then drop the connection mid-flow.
+      await s.until((e) => messages(e).length >= 3 || (!writing && messages(e).some((m) => m.body === `r${total - 1}`)), 'some replies', 5000).catch(() => undefined);
+      s.close();
+      for (const e of s.events) if (e.event === 'message') {
+        seen.push(JSON.parse(e.data).body);
+        last = e.id;
+      }
+      if (round === 0 && last === undefined) throw new Error('the first stream saw nothing');
+    }
+    await writer;
+    // The first stream started live (no Last-Event-ID), after some replies may have been written.
+    const firstSeen = Number(seen[0]!.slice(1));
+    expect(seen).toEqual(Array.from({ length: total - firstSeen }, (_, i) => `r${i + firstSeen}`));
+  });
+
+  it('an id that is not a message of this ticket is 400', async () => {
+    const a = await createTicket(t.base, fx);
+    const b = await createTicket(t.base, fx);
+    for (const id of [b.messages[0]!.id, 'msg_nope', 'x'.repeat(101)]) {
+      const r = await visitor(t.base, fx, 'GET', `/tickets/${a.ticket.id}/events`, { headers: { 'X-Visitor-Token': a.visitor_token, 'Last-Event-ID': id } });
+      expect([r.status, r.json.error.code], id).toEqual([400, 'invalid_request']);
+    }
+  });
+});
+
+describe('the per-site stream cap', () => {
+  it('refuses streams beyond the cap with 429 and Retry-After, per site, and admits again once one closes', async () => {
+    const site = seed(t.ctx, { rate_limit_per_minute: 10_000 });
+    const other = seed(t.ctx, { rate_limit_per_minute: 10_000 });
+    const c = await createTicket(t.base, site);
+    const o = await createTicket(t.base, other);
+    const open = await Promise.all([0, 1, 2].map(() => openStream(eventsUrl(site, c.ticket.id), streamHeaders(site, c.visitor_token))));
+    try {
+      expect(open.map((s) => s.status)).toEqual([200, 200, 200]);
+      const refused = await visitor(t.base, site, 'GET', `/tickets/${c.ticket.id}/events`, { headers: { 'X-Visitor-Token': c.visitor_token } });
+      expect([refused.status, refused.json.error.code]).toEqual([429, 'rate_limit_exceeded']);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      const elsewhere = await openStream(eventsUrl(other, o.ticket.id), streamHeaders(other, o.visitor_token));
+      expect(elsewhere.status).toBe(200);
+      elsewhere.close();
+      open.pop()!.close();
+      let again = 0;
+      for (let i = 0; i < 100 && again !== 200; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        const s = await openStream(eventsUrl(site, c.ticket.id), streamHeaders(site, c.visitor_token));
+        again = s.status;
+        if (again === 200) open.push(s);
+      }
+      expect(again).toBe(200);
+    } finally {
+      for (const s of open) s.close();
+    }
+  });
+});
+
+describe('draining', () => {
+  it('ends open streams when the server closes', async () => {
+    const own = await startTestServer();
+    const f = seed(own.ctx);
+    const c = await createTicket(own.base, f);
+    const s = await openStream(`${own.base}/v1/widget/${f.serviceId}/tickets/${c.ticket.id}/events`, streamHeaders(f, c.visitor_token));
+    expect(s.status).toBe(200);
+    const started = Date.now();
+    await own.close();
+    await s.ended;
+    expect(Date.now() - started).toBeLessThan(900);
+  });
+});
