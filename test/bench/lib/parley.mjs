@@ -1,0 +1,123 @@
+// Parley under test: a template database made through the public CLI, servers started with
+// `node server/bin/parley.js serve` on copies of it, and the setup calls a case needs over HTTP.
+import { closeSync, copyFileSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, runNode, sleep, spawnNode, waitHttp } from './procs.mjs';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const BIN = join(ROOT, 'server/bin/parley.js');
+export const SERVICE_ID = 'bench-site';
+export const ORIGIN = 'https://bench.example';
+
+/** Fails with the fix when the server has not been built. */
+export function requireBuild() {
+  if (!existsSync(join(ROOT, 'server/dist/cli/index.js'))) {
+    throw new Error('server/dist is missing: run `pnpm build` (or `pnpm bench`, which builds first)');
+  }
+}
+
+/**
+ * A database with one workspace and one site whose rate limit and spend cap are raised out of the
+ * way (the CLI's maxima), made with the CLI as a user would.
+ * @param {string} dir
+ * @returns {Promise<{ db: string, secretKey: string, publishableKey: string }>}
+ */
+export async function makeTemplate(dir) {
+  const db = join(dir, 'template.db');
+  const ws = JSON.parse(await runNode([BIN, 'workspace', 'create', 'bench', '--db', db, '--json']));
+  const site = JSON.parse(
+    await runNode([
+      BIN, 'site', 'create', SERVICE_ID, '--name', 'Bench', '--origin', ORIGIN,
+      '--rate-limit', '100000', '--daily-cap-micros', '1000000000000', '--db', db, '--json',
+    ]),
+  );
+  return { db, secretKey: ws.keys.live.secret, publishableKey: site.publishable_keys.live };
+}
+
+/** A fresh copy of the template database (so every case starts from the same state). */
+export function copyDb(template, to) {
+  copyFileSync(template, to);
+  return to;
+}
+
+/**
+ * Starts `parley serve` on `db` and waits until every worker listens. Its log goes to `logFile`.
+ * @param {{ db: string, logFile: string, workers?: number, durability?: 'normal' | 'full', nodeArgs?: string[] }} o
+ */
+export async function startParley(o) {
+  const port = await freePort();
+  const args = [...(o.nodeArgs ?? []), BIN, 'serve', '--port', String(port), '--db', o.db];
+  if (o.workers && o.workers > 1) args.push('--workers', String(o.workers));
+  if (o.durability) args.push('--durability', o.durability);
+  const fd = openSync(o.logFile, 'a');
+  const proc = spawnNode(args, { stdout: fd });
+  closeSync(fd);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitHttp(`${url}/healthz`, proc);
+    const want = o.workers ?? 1;
+    const deadline = Date.now() + 20_000;
+    // /healthz answers once one worker listens; the rest must be up before load starts.
+    while (countListening(o.logFile) < want) {
+      if (Date.now() > deadline) throw new Error(`only ${countListening(o.logFile)} of ${want} workers listen`);
+      await sleep(50);
+    }
+  } catch (err) {
+    await proc.stop(1000);
+    throw err;
+  }
+  return { url, port, pid: proc.pid, proc, stop: () => proc.stop() };
+}
+
+/** How many "Parley listening" lines the server (or its workers) wrote to the log. */
+function countListening(logFile) {
+  let n = 0;
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (line.includes('"Parley listening"')) n++;
+  }
+  return n;
+}
+
+/** Headers of a widget request from the allowed origin. */
+export function widgetHeaders(publishableKey) {
+  return { 'x-parley-key': publishableKey, origin: ORIGIN, 'content-type': 'application/json' };
+}
+
+async function call(url, init, expect) {
+  const r = await fetch(url, init);
+  const text = await r.text();
+  if (r.status !== expect) throw new Error(`${init.method ?? 'GET'} ${url} answered ${r.status}, expected ${expect}: ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+/** Creates one ticket through the widget API; returns its id and visitor token. */
+export async function createTicket(base, publishableKey) {
+  const doc = await call(
+    `${base}/v1/widget/${SERVICE_ID}/tickets`,
+    { method: 'POST', headers: widgetHeaders(publishableKey), body: JSON.stringify({ message: 'Hello from the benchmark' }) },
+    201,
+  );
+  return { id: doc.ticket.id, visitorToken: doc.visitor_token };
+}
+
+/**
+ * `n` secret keys with the read scope, made through the management API. Management rate limits
+ * are per key (600 a minute, fixed), so a sustained run spreads its requests over a pool.
+ */
+export async function readKeyPool(base, adminKey, n) {
+  const keys = [];
+  for (let i = 0; i < n; i++) {
+    const doc = await call(
+      `${base}/v1/keys`,
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'secret', name: `bench read ${i}`, scopes: ['read'] }),
+      },
+      201,
+    );
+    keys.push(doc.key.secret);
+  }
+  return keys;
+}
