@@ -152,7 +152,9 @@ export function createStore(d: StoreDeps) {
     if (!saved || stopStream) return;
     const s = saved;
     stopStream = follow({
-      open: (lastEventId, signal) => d.api.events(s.ticketId, s.visitorToken, lastEventId, signal),
+      // The first connection resumes after the newest message already shown, so a reply written
+      // between that message and the stream's subscription is sent, not lost.
+      open: (lastEventId, signal) => d.api.events(s.ticketId, s.visitorToken, lastEventId ?? lastId, signal),
       poll: catchUp,
       onOpen: (first) => {
         if (!first) catchUp().catch(() => undefined);
