@@ -75,6 +75,39 @@ describe('a visitor on an allowed origin', () => {
     ]);
   });
 
+  it('1b. sees an agent reply written while the live stream was still connecting', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/race', shopPage(scriptTag(parley.base, site)));
+    const { page } = await e.session('scenario 1b reply before the stream opens');
+    const w = widget(page);
+    // Holds the widget's first event-stream request until the agent has answered: a slow network,
+    // or an agent (or an auto-responder) quicker than the stream's connection.
+    let reached!: () => void;
+    let release!: () => void;
+    const streamAsked = new Promise<void>((r) => (reached = r));
+    const answered = new Promise<void>((r) => (release = r));
+    let held = false;
+    await page.route(/\/tickets\/[^/]+\/events$/, async (route) => {
+      if (!held) {
+        held = true;
+        reached();
+        await answered;
+      }
+      await route.continue();
+    });
+
+    await page.goto(url);
+    await w.launcher.click();
+    await sendMessage(page, 'Anyone?');
+    await w.delivered('Anyone?').waitFor();
+    await streamAsked;
+    const [ticket] = parley.storedTickets(site);
+    await parley.reply(site, ticket!.id, 'Yes, right here.');
+    release();
+    await w.message('Yes, right here.').waitFor({ timeout: 2_000 });
+  });
+
   it('5. can do it all by keyboard: Tab to the launcher, Enter opens, type and send, Escape closes, focus returns', async () => {
     const { parley, host } = e;
     const site = await parley.createSite({ origins: [host.origin] });
