@@ -30,6 +30,9 @@ describe('a visitor on an allowed origin', () => {
     await w.dialog.waitFor({ state: 'visible' });
     expect(await w.dialog.getAttribute('aria-label')).toBe('Chat with E2E Shop');
 
+    // Good guest manners: nothing stored and no cookie before the first message.
+    expect(await page.evaluate(() => [localStorage.length, document.cookie])).toEqual([0, '']);
+
     const question = 'Hello! Where is my order #1234?';
     const stream = page.waitForResponse((r) => r.url().includes('/events') && r.status() === 200);
     await sendMessage(page, question);
@@ -45,6 +48,7 @@ describe('a visitor on an allowed origin', () => {
     expect(one.body.messages.map((m: { author: string; body: string }) => [m.author, m.body])).toEqual([['visitor', question]]);
     expect(parley.storedTickets(site)).toEqual([{ id: ticketId, status: 'open', environment: 'live' }]);
     expect(parley.storedSpend(site)).toBe(10_000); // ticket.create at the default price
+    expect(await page.evaluate((k) => localStorage.getItem(k), `parley:${site.serviceId}`)).toContain(ticketId);
 
     // The live stream is open; an agent reply shows up in the open widget within 2 s.
     await stream;
@@ -152,6 +156,54 @@ describe('a visitor on an allowed origin', () => {
     await page.keyboard.press('Shift+Tab');
     await page.keyboard.press('Escape');
     await w.dialog.waitFor({ state: 'detached' });
+  });
+});
+
+describe('the script tag', () => {
+  it('works loaded with defer, and injected after page load with calls queued on the stub before it', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const src = `${parley.base}/widget.js`;
+    const deferred = host.set(
+      '/defer',
+      shopPage(`<script src="${src}" data-key="${site.key}" data-service-id="${site.serviceId}" defer></script>`),
+    );
+    // The README's stub, then the tag added by a tag manager once the page has loaded.
+    const injected = host.set(
+      '/injected',
+      shopPage(`<script>
+  window.Parley = window.Parley || { q: [] };
+  ['open', 'close', 'toggle', 'identify', 'reset', 'on'].forEach(function (m) {
+    window.Parley[m] = window.Parley[m] || function () { window.Parley.q.push([m].concat([].slice.call(arguments))); };
+  });
+  window.heard = [];
+  Parley.on('ready', function () { window.heard.push('ready'); });
+  Parley.on('open', function () { window.heard.push('open'); });
+  Parley.open();
+  addEventListener('load', function () {
+    setTimeout(function () {
+      var s = document.createElement('script');
+      s.src = ${JSON.stringify(src)};
+      s.setAttribute('data-key', ${JSON.stringify(site.key)});
+      s.setAttribute('data-service-id', ${JSON.stringify(site.serviceId)});
+      document.body.appendChild(s);
+    }, 50);
+  });
+</script>`),
+    );
+    const { page, consoleErrors } = await e.session('script tag loading');
+    const w = widget(page);
+
+    await page.goto(deferred);
+    await w.launcher.waitFor({ state: 'visible' });
+
+    await page.goto(injected);
+    await w.dialog.waitFor({ state: 'visible' }); // the queued open() ran once the widget was ready
+    expect(await page.evaluate(() => (window as unknown as { heard: string[] }).heard)).toEqual(['ready', 'open']);
+    await sendMessage(page, 'Hello from an injected tag');
+    await w.delivered('Hello from an injected tag').waitFor();
+    expect(parley.storedMessages(site).map((m) => m.body)).toEqual(['Hello from an injected tag']);
+    expect(consoleErrors.filter((t) => t.startsWith('Parley:'))).toEqual([]);
   });
 });
 
