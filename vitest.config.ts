@@ -15,7 +15,7 @@ export default defineConfig({
       node('server', ['server/src/**/*.test.ts']),
       'widget/vitest.config.ts',
       node('e2e', ['test/e2e/**/*.test.ts'], { testTimeout: 60_000, fileParallelism: false }),
-      node('reliability', ['test/reliability/**/*.test.ts'], { testTimeout: 300_000, hookTimeout: 120_000 }),
+      node('reliability', ['test/reliability/**/*.test.ts'], { testTimeout: 300_000, hookTimeout: 120_000, globalSetup: ['test/reliability/global-setup.ts'] }),
       node('bench', ['test/bench/**/*.test.ts'], { testTimeout: 120_000 }),
     ],
   },
