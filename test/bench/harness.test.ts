@@ -135,6 +135,15 @@ describe('pnpm bench --quick harness (tiny durations)', () => {
     expect(result.stdout).toMatch(/quick mode: case 4 ran at 1k, 3k tickets, not 1M/);
   });
 
+  it('profiles one case with --profile and summarises where the time went', async () => {
+    const r = await node([RUN, '--profile', 'case1', '--duration', '1', '--warmup', '0.2', '--connections', '2'], 60_000);
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toMatch(/^GET \/v1\/widget\/:sid\/config: \d+ req\/s, p99 [\d.]+ ms, [1-9]\d* ok, 0 non-2xx$/m);
+    expect(r.stdout).toMatch(/by area:\n +[\d.]+% /);
+    expect(r.stdout).toMatch(/by function:\n +[\d.]+% /);
+    expect(existsSync(join(ROOT, 'test/artifacts/bench-case1.cpuprofile'))).toBe(true);
+  }, 65_000);
+
   it('leaves no process or work directory behind', () => {
     expect(doc.settings.workDir).toContain('parley-bench-');
     expect(existsSync(doc.settings.workDir)).toBe(false);

@@ -8,7 +8,7 @@
 //                           [--sizes 10000,100000,1000000] [--only case1,case4] [--out FILE]
 //                           [--profile case2]
 import { gzipSync, brotliCompressSync } from 'node:zlib';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,7 @@ const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     duration: { type: 'string' },
+    rounds: { type: 'string' },
     warmup: { type: 'string' },
     connections: { type: 'string' },
     sizes: { type: 'string' },
@@ -49,12 +50,16 @@ const settings = {
   mode: quick ? 'quick' : 'full',
   connections: Number(flags.connections ?? 10),
   warmup: Number(flags.warmup ?? (quick ? 0.5 : 3)),
-  duration: Number(flags.duration ?? (quick ? 1 : 10)),
+  duration: Number(flags.duration ?? (quick ? 1 : 5)),
+  rounds: Number(flags.rounds ?? (quick ? 1 : 2)),
   sizes: (flags.sizes ?? (quick ? '10000,100000' : '10000,100000,1000000')).split(',').map(Number),
   fixedRate: 1000,
 };
-if (![settings.connections, settings.warmup, settings.duration, ...settings.sizes].every((v) => Number.isFinite(v) && v >= 0) || settings.duration <= 0) {
-  process.stderr.write('bench: --connections, --warmup, --duration and --sizes take numbers\n');
+if (
+  ![settings.connections, settings.warmup, settings.duration, settings.rounds, ...settings.sizes].every((v) => Number.isFinite(v) && v >= 0) ||
+  settings.duration <= 0 || settings.rounds < 1 || settings.connections < 1
+) {
+  process.stderr.write('bench: --connections, --warmup, --duration, --rounds and --sizes take positive numbers\n');
   process.exit(2);
 }
 settings.sizes.sort((a, b) => a - b);
@@ -109,7 +114,7 @@ const CASES = {
 
 /** Keys for case 4: 600 burst + 10/s each must cover a generous 5,000 req/s over the run. */
 function keyPoolSize() {
-  const secs = settings.warmup + settings.duration;
+  const secs = settings.warmup + settings.rounds * (settings.duration + 0.5);
   return Math.max(2, Math.ceil((5000 * secs) / (600 + 10 * secs)));
 }
 
@@ -156,7 +161,38 @@ async function load(spec) {
   return r;
 }
 
-/** One run's row for results.json. */
+/**
+ * The rounds of one side of a case as one result: requests over seconds for req/s, the mean p50, and
+ * the worst p99 (percentiles of separate runs cannot be merged exactly; this errs on the slow side).
+ */
+function combine(rounds) {
+  const sum = (f) => rounds.reduce((a, r) => a + f(r), 0);
+  const requests = sum((r) => r.requests);
+  const seconds = sum((r) => r.seconds);
+  const statusCodes = {};
+  for (const r of rounds) for (const [k, v] of Object.entries(r.statusCodes)) statusCodes[k] = (statusCodes[k] ?? 0) + v;
+  const mean = (f) => sum(f) / rounds.length;
+  return {
+    requests,
+    ok: sum((r) => r.ok),
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+    statusCodes,
+    seconds,
+    rps: seconds > 0 ? requests / seconds : 0,
+    latencyMs: {
+      p50: mean((r) => r.latencyMs.p50),
+      p90: mean((r) => r.latencyMs.p90),
+      p99: Math.max(...rounds.map((r) => r.latencyMs.p99)),
+      max: Math.max(...rounds.map((r) => r.latencyMs.max)),
+      mean: requests > 0 ? sum((r) => r.latencyMs.mean * r.requests) / requests : 0,
+    },
+    roundsRps: rounds.map((r) => r.rps),
+  };
+}
+
+/** One row of results.json: the combined rounds of one side of a case and its peak memory. */
 function runRow(base, r, rss) {
   const bad = r.non2xx + r.errors + r.timeouts;
   return {
@@ -165,6 +201,7 @@ function runRow(base, r, rss) {
     p50: r.latencyMs.p50,
     p99: r.latencyMs.p99,
     latencyMs: r.latencyMs,
+    roundsRps: r.roundsRps,
     requests: r.requests,
     ok: r.ok,
     non2xx: r.non2xx,
@@ -199,20 +236,44 @@ async function startBaselines() {
   return out;
 }
 
-/** A measured baseline run with the method and body of the Parley case it precedes. */
-async function baselineRun(kind, method, body) {
-  const b = baselines[kind];
-  const sampler = sampleRss(b.proc.pid, { useHwm: false });
-  const r = await load({ url: `${b.url}/json`, method, ...(body ? { body, headers: { 'content-type': 'application/json' }, fresh: true } : {}) });
-  const row = runRow({ kind, id: `${kind}-${method}`, label: `${kind} ${method}`, method }, r, sampler.stop());
+/** The load of a baseline with the method and body of the Parley case it is compared with. */
+function baselineSpec(kind, method, body) {
+  return { url: `${baselines[kind].url}/json`, method, ...(body ? { body, headers: { 'content-type': 'application/json' }, fresh: true } : {}) };
+}
+
+/** Warm-up before round `i`: the full one first, a short one later (the process is warm; connections are new). */
+const warmupOf = (i) => (i === 0 ? settings.warmup : Math.min(0.5, settings.warmup));
+
+/** A measured run of a baseline server, sampling its memory meanwhile (its VmHWM covers earlier runs, so RSS only). */
+async function baselineRound(kind, spec, i) {
+  const sampler = sampleRss(baselines[kind].proc.pid, { useHwm: false });
+  const r = await load({ ...spec, warmup: warmupOf(i) });
+  return { r, rss: sampler.stop() };
+}
+
+function maxRss(list) {
+  return {
+    maxProcess: Math.max(...list.map((x) => x.maxProcess)),
+    sum: Math.max(...list.map((x) => x.sum)),
+    processes: Math.max(...list.map((x) => x.processes)),
+    pids: [...new Set(list.flatMap((x) => x.pids))],
+  };
+}
+
+/** The floor: raw node:http on its own, in as many rounds as the cases. */
+async function floorRun(method, body) {
+  const spec = baselineSpec('http', method, body);
+  const rounds = [];
+  for (let i = 0; i < settings.rounds; i++) rounds.push(await baselineRound('http', spec, i));
+  const row = runRow({ kind: 'http', id: `http-${method}`, label: `http ${method}`, method }, combine(rounds.map((x) => x.r)), maxRss(rounds.map((x) => x.rss)));
   runs.push(row);
   log(`  ${row.label}: ${row.rps.toFixed(0)} req/s, p99 ${row.p99} ms`);
-  return row;
 }
 
 /**
- * One Parley case on a fresh server: the adjacent bare Express run, then Parley's.
- * @param {{ id: string, caseId: string, label: string, db: string, template: any, workers?: number, durability?: 'full', fixedRate?: boolean, note?: (row: any) => string }} o
+ * One Parley case on a fresh server, alternating with bare Express: in each round a bare Express
+ * run, then Parley's, both with the same connections, duration and warm-up.
+ * @param {{ id: string, caseId: string, label: string, db: string, template: any, workers?: number, durability?: 'full', fixedRate?: boolean }} o
  */
 async function parleyCase(o) {
   const c = CASES[o.caseId];
@@ -220,22 +281,31 @@ async function parleyCase(o) {
   let server;
   let sampler;
   try {
-    const express = await baselineRun('express', c.method, c.body);
+    // Started (and idle) before the first baseline run, so its start-up does not load that run.
     server = await startParley({ db: o.db, logFile: join(tmp, `${o.id}.log`), workers: o.workers, durability: o.durability });
     sampler = sampleRss(server.pid, { useHwm: true });
     const prepared = c.prepare ? await c.prepare(server, o.template) : undefined;
     const spec = c.spec(server, o.template, prepared);
-    const r = await load(spec);
+    const expressSpec = baselineSpec('express', c.method, c.body);
+    const ex = [];
+    const pa = [];
+    for (let i = 0; i < settings.rounds; i++) {
+      ex.push(await baselineRound('express', expressSpec, i));
+      pa.push(await load({ ...spec, warmup: warmupOf(i) }));
+    }
     let fixed;
-    if (o.fixedRate) fixed = await load({ ...spec, overallRate: settings.fixedRate, warmup: Math.min(1, settings.warmup) });
+    if (o.fixedRate) fixed = await load({ ...spec, overallRate: settings.fixedRate, warmup: Math.min(1, settings.warmup), duration: settings.duration * settings.rounds });
     const rss = sampler.stop();
-    const row = runRow({ ...base, baselineRps: express.rps }, r, rss);
+    const express = runRow({ kind: 'express', id: `express-${c.method}`, label: `express ${c.method}`, method: c.method, for: o.id }, combine(ex.map((x) => x.r)), maxRss(ex.map((x) => x.rss)));
+    runs.push(express);
+    const row = runRow({ ...base, baselineRps: express.rps }, combine(pa), rss);
     row.ratio = row.rps / express.rps;
     if (row.processes > 1) row.note = `${row.processes} processes, ${row.rssSumMB.toFixed(0)} MB in all`;
     runs.push(row);
+    log(`  express ${c.method}: ${express.rps.toFixed(0)} req/s, p99 ${express.p99} ms`);
     log(`  ${row.label}: ${row.rps.toFixed(0)} req/s, p99 ${row.p99} ms, ${row.ratio.toFixed(2)}x Express${row.problem ? `  PROBLEM: ${row.problem}` : ''}`);
     if (fixed) {
-      const f = runRow({ ...base, id: `${o.id}-1000`, label: `${c.label} at ${settings.fixedRate} req/s offered`, baselineRps: express.rps }, fixed, rss);
+      const f = runRow({ ...base, id: `${o.id}-1000`, label: `${c.label} at ${settings.fixedRate} req/s offered`, baselineRps: express.rps }, combine([fixed]), rss);
       f.note = `fixed rate; ${f.rps.toFixed(0)} req/s achieved`;
       runs.push(f);
       log(`  ${f.label}: p50 ${f.p50} ms, p99 ${f.p99} ms${f.problem ? `  PROBLEM: ${f.problem}` : ''}`);
@@ -250,6 +320,11 @@ async function parleyCase(o) {
     sampler?.stop();
     await server?.stop();
   }
+}
+
+function describeSettings() {
+  const rounds = settings.rounds > 1 ? `${settings.rounds} alternating rounds of ${settings.duration} s` : `${settings.duration} s`;
+  return `${settings.connections} connections, ${settings.warmup} s warm-up, then ${rounds} per side`;
 }
 
 const t0 = Date.now();
@@ -292,10 +367,14 @@ async function profileCase(caseId, template) {
   const { readdirSync, copyFileSync } = await import('node:fs');
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error('the server wrote no profile (did it exit on SIGTERM?)');
-  const kept = join(HERE, `${caseId}.cpuprofile`);
+  // test/artifacts/ is ignored by git.
+  mkdirSync(join(ROOT, 'test/artifacts'), { recursive: true });
+  const kept = join(ROOT, 'test/artifacts', `bench-${caseId}.cpuprofile`);
   copyFileSync(join(dir, file), kept);
   process.stdout.write(`${c.label}: ${r.rps.toFixed(0)} req/s, p99 ${r.latencyMs.p99} ms, ${r.ok} ok, ${r.non2xx} non-2xx\n`);
-  process.stdout.write(`profile: ${kept} (open in Chrome DevTools > Performance)\n\n${formatProfile(summarizeProfile(kept))}\n`);
+  // Start-up (module loading) is not what a request costs: leave it out.
+  const summary = summarizeProfile(kept, { skipMs: server.readyMs + 200 });
+  process.stdout.write(`profile: ${kept} (open in Chrome DevTools > Performance)\n\n${formatProfile(summary)}\n`);
 }
 
 async function main() {
@@ -304,15 +383,15 @@ async function main() {
   const started = Date.now();
   const info = machine();
   try {
-    log(`Parley benchmark (${settings.mode}): ${settings.connections} connections, ${settings.warmup} s warm-up + ${settings.duration} s per run`);
+    log(`Parley benchmark (${settings.mode}): ${describeSettings()}`);
     log(`machine: ${info.cpu}, ${info.memoryGB} GB, ${info.os}, Node ${info.node}, load average ${info.loadavgAtStart.join(' ')}`);
     if (flags.profile) return await profileCase(flags.profile, await makeTemplate(tmp));
     // Setup only, nothing measured yet: the template, the baselines and the load generator start together.
     loadGen = startLoadGenerator();
     const [template] = await Promise.all([makeTemplate(tmp), startBaselines().then((b) => (baselines = b))]);
     log('floor: raw node:http');
-    await baselineRun('http', 'GET');
-    await baselineRun('http', 'POST', MESSAGE_BODY);
+    await floorRun('GET');
+    await floorRun('POST', MESSAGE_BODY);
 
     const fresh = (id) => copyDb(template.db, join(tmp, `${id}.db`));
     const plan = [
@@ -386,7 +465,7 @@ async function main() {
     writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
 
     const out = [];
-    out.push(`Parley benchmark, ${settings.mode} mode: ${settings.connections} connections, ${settings.warmup} s warm-up + ${settings.duration} s per run, load generator in its own process`);
+    out.push(`Parley benchmark, ${settings.mode} mode: ${describeSettings()}; load generator (autocannon) in its own process`);
     out.push(`machine: ${info.cpu}, ${info.memoryGB} GB RAM, ${info.os}, Node ${info.node}; load average ${info.loadavgAtStart.join(' ')} at start`);
     out.push('');
     out.push(formatTable(rows));

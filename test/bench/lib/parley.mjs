@@ -50,6 +50,7 @@ export async function startParley(o) {
   const args = [...(o.nodeArgs ?? []), BIN, 'serve', '--port', String(port), '--db', o.db];
   if (o.workers && o.workers > 1) args.push('--workers', String(o.workers));
   if (o.durability) args.push('--durability', o.durability);
+  const spawnedAt = performance.now();
   const fd = openSync(o.logFile, 'a');
   const proc = spawnNode(args, { stdout: fd });
   closeSync(fd);
@@ -67,7 +68,7 @@ export async function startParley(o) {
     await proc.stop(1000);
     throw err;
   }
-  return { url, port, pid: proc.pid, proc, stop: () => proc.stop() };
+  return { url, port, pid: proc.pid, proc, readyMs: performance.now() - spawnedAt, stop: () => proc.stop() };
 }
 
 /** How many "Parley listening" lines the server (or its workers) wrote to the log. */

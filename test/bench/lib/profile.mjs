@@ -10,7 +10,7 @@ function area(url, name) {
   if (!url) return `native: ${name || '(anonymous)'}`;
   const pkg = /node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?((?:@[^/]+\/)?[^/]+)\//.exec(url);
   if (pkg) return `dep: ${pkg[1]}`;
-  if (url.startsWith('node:')) return 'node internals';
+  if (url.startsWith('node:')) return `node: ${url.replace(/^node:(internal\/)?/, '').replace(/\/.*$/, '')}`;
   const ours = /\/(server|shared)\/dist\/(.*)$/.exec(url);
   if (ours) return `parley: ${ours[1]}/${ours[2]}`;
   return url;
@@ -19,15 +19,18 @@ function area(url, name) {
 /**
  * Self time per function and per area of a profile.
  * @param {string} file a .cpuprofile
- * @param {number} top how many rows of each list
+ * @param {{ top?: number, skipMs?: number }} [o] rows per list; the first `skipMs` (start-up) are left out
  */
-export function summarizeProfile(file, top = 15) {
+export function summarizeProfile(file, { top = 20, skipMs = 0 } = {}) {
   const prof = JSON.parse(readFileSync(file, 'utf8'));
   /** @type {Map<number, any>} */
   const nodes = new Map(prof.nodes.map((n) => [n.id, n]));
   const self = new Map();
   const dt = prof.timeDeltas;
+  let at = 0;
   for (let i = 0; i < prof.samples.length; i++) {
+    at += dt[i] ?? 0;
+    if (at < skipMs * 1000) continue;
     const id = prof.samples[i];
     self.set(id, (self.get(id) ?? 0) + (dt[i] ?? 0));
   }
@@ -58,7 +61,7 @@ export function summarizeProfile(file, top = 15) {
 
 /** The summary as text. */
 export function formatProfile(s) {
-  const lines = [`busy ${s.busyMs} ms, idle ${s.idleMs} ms (self time, share of busy time)`, '', 'by area:'];
+  const lines = [`busy ${s.busyMs} ms, idle ${s.idleMs} ms after start-up (self time, share of busy time)`, '', 'by area:'];
   for (const r of s.areas) lines.push(`  ${r.pct.toFixed(1).padStart(5)}%  ${r.name}`);
   lines.push('', 'by function:');
   for (const r of s.functions) lines.push(`  ${r.pct.toFixed(1).padStart(5)}%  ${r.name}`);
