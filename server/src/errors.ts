@@ -88,6 +88,12 @@ export function errorHandler(onUnexpected: (err: unknown, requestId: string) => 
     if (err instanceof ApiError) api = err;
     else if (err instanceof ZodError) api = invalidRequest(err);
     else if (err && typeof err === 'object' && fromBodyParser(err as BodyParserError)) api = fromBodyParser(err as BodyParserError)!;
+    // The router could not percent-decode a path segment (`/v1/sites/%E0%A4%A`): the client's URL is bad.
+    else if (err instanceof URIError && (err as URIError & { status?: number }).status === 400) {
+      api = new ApiError('invalid_request', 'The URL is not valid percent-encoding.', {
+        issues: [{ path: '(url)', message: 'is not valid percent-encoding' }],
+      });
+    }
     else {
       onUnexpected(err, String(res.locals.requestId ?? ''));
       api = new ApiError('internal_error', 'Something went wrong on our side. Quote the request id if you contact support.');
