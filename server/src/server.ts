@@ -1,5 +1,7 @@
 // Building a context and running one HTTP server process with a graceful drain.
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
@@ -39,6 +41,29 @@ export function buildContext(opts: StartOptions & { closing: AbortSignal }): App
   };
 }
 
+/**
+ * A request Node's HTTP parser refused (bytes that are not HTTP, a control character in a header,
+ * headers over 16 KiB) never reaches the app. Node would answer a bare `400` or `431` with no body;
+ * answer `400 invalid_request` in the SPEC's envelope with a request id instead. Timeouts and
+ * resets keep Node's handling.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  const written = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+  if (err.code === 'ECONNRESET' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || !socket.writable || written) {
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && socket.writable && !written) {
+      socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
+    } else socket.destroy(err);
+    return;
+  }
+  const id = `req_${randomBytes(12).toString('base64url')}`;
+  const message = err.code === 'HPE_HEADER_OVERFLOW' ? 'The request line and headers must fit in 16 KiB.' : 'The request is not valid HTTP.';
+  const body = JSON.stringify({ error: { code: 'invalid_request', message, request_id: id } });
+  socket.end(
+    'HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n' +
+      `X-Request-Id: ${id}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 /** Starts one server process on config.host:config.port (0 picks a free port). */
 export async function startServer(opts: StartOptions): Promise<Running> {
   const closing = new AbortController();
@@ -48,6 +73,7 @@ export async function startServer(opts: StartOptions): Promise<Running> {
   server.keepAliveTimeout = 5_000;
   server.headersTimeout = 15_000;
   server.requestTimeout = 30_000;
+  server.on('clientError', answerClientError);
   const stopMaintenance = startMaintenance(ctx);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
