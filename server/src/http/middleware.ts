@@ -1,6 +1,6 @@
 // Request-wide middleware: request ids, access logs, and the JSON body rules of SPEC section 6.
 import { randomBytes } from 'node:crypto';
-import express, { type RequestHandler } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { AppContext } from '../context.js';
 import { ApiError } from '../errors.js';
 
@@ -36,6 +36,58 @@ function isJsonType(contentType: string): boolean {
 const parseJson = express.json({ limit: BODY_LIMIT_BYTES, inflate: false, strict: true, type: () => true });
 
 /**
+ * A chunked body has no length to judge up front, and body-parser reads a body to its very end
+ * before it reports that the body was too large: a client streaming 10 MB (or forever) would hold
+ * the request until it stopped. So chunked bodies are read here, with body-parser's rules (UTF-8,
+ * no content coding, an object or array at the top), and refused the moment they pass 32 KiB; the
+ * connection is closed after the 413 so the rest is never read.
+ */
+function readChunkedJson(req: Request, res: Response, next: NextFunction): void {
+  const coding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+  if (coding !== 'identity' || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')) {
+    return next(new ApiError('unsupported_media_type', 'The request body must be uncompressed UTF-8 JSON.'));
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let settled = false;
+  const settle = (err?: ApiError, body?: unknown) => {
+    if (settled) return;
+    settled = true;
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('error', onError);
+    if (err) return next(err);
+    req.body = body;
+    next();
+  };
+  const onData = (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > BODY_LIMIT_BYTES) {
+      req.pause();
+      res.setHeader('Connection', 'close');
+      return settle(new ApiError('payload_too_large', 'The request body is larger than 32 KiB.'));
+    }
+    chunks.push(chunk);
+  };
+  const onEnd = () => {
+    const text = Buffer.concat(chunks).toString('utf8').replace(/^\uFEFF/, '');
+    if (text === '') return settle(undefined, {});
+    const first = /^[\x20\x09\x0a\x0d]*([^\x20\x09\x0a\x0d])/.exec(text)?.[1];
+    try {
+      if (first !== '{' && first !== '[') throw new SyntaxError('not an object or array');
+      settle(undefined, JSON.parse(text) as unknown);
+    } catch {
+      settle(new ApiError('invalid_json', 'The request body is not valid JSON.'));
+    }
+  };
+  const onError = () => settle(new ApiError('invalid_json', 'The request body was cut short.'));
+  req.on('data', onData);
+  req.on('end', onEnd);
+  req.on('error', onError);
+}
+
+/**
  * Bodies are JSON of at most 32 KiB. A request without a body gets `{}`; one with a body of another
  * type is 415; an oversized one is 413 before it is read (by Content-Length) or while it streams.
  */
@@ -58,6 +110,7 @@ export function jsonBody(): RequestHandler {
     if (!type || !isJsonType(type)) {
       return next(new ApiError('unsupported_media_type', 'The request body must be JSON (Content-Type: application/json).'));
     }
+    if (chunked && length === undefined) return readChunkedJson(req, res, next);
     parseJson(req, res, next);
   };
 }
