@@ -54,19 +54,30 @@ function hugePost(port: number, path: string, headers: Record<string, string>, c
       req.write(piece);
       sent += piece.length;
     }, 50);
+    // No answer within 15 s: the server waited for the body; report it as no refusal at all.
+    const giveUp = setTimeout(() => {
+      if (answered) return;
+      answered = true;
+      clearInterval(timer);
+      req.destroy();
+      resolve({ status: 0, body: '{}', sentBeforeResponse: sent, ms: Date.now() - started });
+    }, 15_000);
     req.on('response', (res) => {
+      if (answered) return;
       answered = true;
       const at = sent;
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         clearInterval(timer);
+        clearTimeout(giveUp);
         req.destroy();
         resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString('utf8'), sentBeforeResponse: at, ms: Date.now() - started });
       });
     });
     req.on('error', (err) => {
       clearInterval(timer);
+      clearTimeout(giveUp);
       if (!answered) reject(err);
     });
   });
