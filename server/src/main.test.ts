@@ -106,7 +106,7 @@ const alive = (pid: number) => {
   }
 };
 
-describe('parley serve (one process)', () => {
+describe('parley serve (one process)', { timeout: 60_000 }, () => {
   it('drains in-flight requests on SIGTERM, refuses new connections and exits 0', async () => {
     const p = serve([]);
     const url = (await p.waitFor(() => listening(p)[0]?.url, '"Parley listening"')) as string;
@@ -155,7 +155,7 @@ describe('parley serve (one process)', () => {
   });
 });
 
-describe('parley serve --workers 2', () => {
+describe('parley serve --workers 2', { timeout: 60_000 }, () => {
   let p: Proc;
   let url: string;
   let workerPids: number[];

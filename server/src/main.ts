@@ -11,7 +11,6 @@ export async function serve(config: Config): Promise<void> {
   if (config.workers > 1 && cluster.isPrimary) return runPrimary(config);
   const logger = createLogger(config.logLevel);
   const running = await startServer({ config, logger });
-  logger.info({ url: `http://${config.host}:${running.port}`, worker: cluster.isWorker ? cluster.worker?.id : undefined }, 'Parley listening');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -26,6 +25,8 @@ export async function serve(config: Config): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   if (cluster.isWorker) process.on('disconnect', () => stop('disconnect'));
+  // Announced only once the signal handlers are in place: a supervisor may send SIGTERM right after.
+  logger.info({ url: `http://${config.host}:${running.port}`, worker: cluster.isWorker ? cluster.worker?.id : undefined }, 'Parley listening');
 }
 
 async function runPrimary(config: Config): Promise<void> {

@@ -239,7 +239,7 @@ describe('parley (dispatch)', () => {
   });
 });
 
-describe('parley demo', () => {
+describe('parley demo', { timeout: 90_000 }, () => {
   const procs: Proc[] = [];
   afterEach(() => {
     for (const p of procs.splice(0)) p.cleanup();

@@ -152,6 +152,17 @@ export async function demoCommand(argv: string[]): Promise<number | undefined> {
     await running.close(1000);
     throw new Error(`cannot serve the demo page on port ${pagePort}: ${(err as Error).message}`);
   }
+  // Handlers before the banner: whoever waits for the banner may send SIGTERM at once.
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    page.close();
+    page.closeAllConnections();
+    void running.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
   process.stdout.write(
     [
       '',
@@ -169,12 +180,5 @@ export async function demoCommand(argv: string[]): Promise<number | undefined> {
       '',
     ].join('\n'),
   );
-  const stop = () => {
-    page.close();
-    page.closeAllConnections();
-    void running.close().then(() => process.exit(0));
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
   return undefined;
 }
