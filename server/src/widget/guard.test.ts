@@ -203,6 +203,23 @@ describe('refusals are counted per code for the usage route', () => {
     expect(test.json.usage[0].refused).toEqual({ not_found: 1 });
   });
 
+  it('refused message posts spend their token, are counted once and write nothing', async () => {
+    const fx = seed(t.ctx, { rate_limit_per_minute: 4, daily_spend_cap_micros: 10_000 });
+    const c = await createTicket(t.base, fx);
+    const post = (headers: Record<string, string>, message = 'x') =>
+      visitor(t.base, fx, 'POST', `/tickets/${c.ticket.id}/messages`, { body: { message }, headers });
+    expect((await post({ 'X-Visitor-Token': 'vt_wrong' })).status).toBe(404);
+    expect((await post({ 'X-Visitor-Token': c.visitor_token }, '')).status).toBe(400);
+    expect((await post({ 'X-Visitor-Token': c.visitor_token })).status).toBe(402);
+    expect((await post({ 'X-Visitor-Token': c.visitor_token })).status).toBe(429);
+    const usage = await call(t.base, 'GET', `/v1/sites/${fx.serviceId}/usage?days=1`, { key: fx.sk.live });
+    expect(usage.json.usage[0]).toMatchObject({
+      tickets: 1, messages: 1, spend_micros: 10_000,
+      refused: { not_found: 1, invalid_request: 1, spend_cap_exceeded: 1, rate_limit_exceeded: 1 },
+    });
+    expect((t.ctx.db.prepare('SELECT COUNT(*) AS n FROM messages m JOIN tickets k ON k.seq = m.ticket_seq WHERE k.id = ?').get(c.ticket.id) as { n: number }).n).toBe(1);
+  });
+
   it('counts 429s', async () => {
     const fx = seed(t.ctx, { rate_limit_per_minute: 1 });
     await Promise.all(Array.from({ length: 5 }, () => visitor(t.base, fx, 'GET', '/config')));

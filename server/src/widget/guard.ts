@@ -7,7 +7,7 @@ import type { AppContext } from '../context.js';
 import { countRefusal } from '../db/meters.js';
 import type { SiteRow } from '../db/sites.js';
 import { ApiError } from '../errors.js';
-import { setRateLimitHeaders, takeToken } from '../limits/ratelimit.js';
+import { setRateLimitHeaders, takeToken, type RateDecision } from '../limits/ratelimit.js';
 import { checkOrigin, siteLocals } from './origins.js';
 
 export interface Admitted {
@@ -29,12 +29,8 @@ export function siteBucket(siteId: number, environment: string): string {
   return `site:${siteId}:${environment}`;
 }
 
-/**
- * Key → site → origin → rate limit. Throws the first refusal; on success the response already
- * carries the rate-limit headers. The token, the key's last use and (for a 429) the refusal count
- * are one IMMEDIATE transaction.
- */
-export function admit(ctx: AppContext, req: Request, res: Response): Admitted {
+/** Key → site → origin: the checks that only read. After them, refusals are counted. */
+function gate(ctx: AppContext, req: Request, res: Response): Admitted & { refusals: RefusalScope } {
   const locals = siteLocals(res);
   const auth = authenticatePublishable(ctx, req);
   const site = locals.site;
@@ -42,25 +38,76 @@ export function admit(ctx: AppContext, req: Request, res: Response): Admitted {
     throw new ApiError('site_mismatch', 'This publishable key belongs to another site than the one in the path.');
   }
   checkOrigin(req, site, locals);
+  const refusals: RefusalScope = { siteId: site.id, environment: auth.environment, counted: false };
+  res.locals.refusals = refusals;
+  return { auth, site, environment: auth.environment, refusals };
+}
 
-  const environment = auth.environment;
-  const scope: RefusalScope = { siteId: site.id, environment, counted: false };
-  res.locals.refusals = scope;
+/** Takes the request's token and records the key's use; counts a 429. Runs inside the caller's IMMEDIATE transaction. */
+function takeSiteToken(ctx: AppContext, a: Admitted, now: number): RateDecision {
+  const d = takeToken(ctx.db, siteBucket(a.site.id, a.environment), a.site.rate_limit_per_minute, now);
+  recordKeyUse(ctx, a.auth);
+  if (!d.allowed) countRefusalNow(ctx, a.site.id, a.environment, 'rate_limit_exceeded', now);
+  return d;
+}
+
+function rateLimited(res: Response, d: RateDecision, refusals: RefusalScope): ApiError | null {
+  setRateLimitHeaders(res, d, 'site');
+  if (d.allowed) return null;
+  refusals.counted = true;
+  return new ApiError('rate_limit_exceeded', `Too many requests for this site; retry in ${d.retryAfter} s.`, {
+    headers: { 'Retry-After': String(d.retryAfter) },
+  });
+}
+
+/**
+ * Key → site → origin → rate limit. Throws the first refusal; on success the response already
+ * carries the rate-limit headers. The token, the key's last use and (for a 429) the refusal count
+ * are one IMMEDIATE transaction.
+ */
+export function admit(ctx: AppContext, req: Request, res: Response): Admitted {
+  const a = gate(ctx, req, res);
   const now = ctx.clock();
-  const decision = ctx.db.transaction(() => {
-    const d = takeToken(ctx.db, siteBucket(site.id, environment), site.rate_limit_per_minute, now);
-    recordKeyUse(ctx, auth);
-    if (!d.allowed) countRefusal(ctx.db, site.id, environment, 'rate_limit_exceeded', now);
-    return d;
+  const d = ctx.db.transaction(() => takeSiteToken(ctx, a, now)).immediate();
+  const refused = rateLimited(res, d, a.refusals);
+  if (refused) throw refused;
+  return a;
+}
+
+/**
+ * `admit` and a synchronous write in ONE IMMEDIATE transaction (the hot path: one commit per
+ * request). `work` runs in a savepoint once the token is taken: when it throws a refusal, its
+ * writes roll back while the token and the refusal count commit, and the refusal is thrown after.
+ */
+export function admitAndWrite<T>(ctx: AppContext, req: Request, res: Response, work: (a: Admitted, now: number) => T): T {
+  const a = gate(ctx, req, res);
+  const now = ctx.clock();
+  const outcome = ctx.db.transaction((): { d: RateDecision; value?: T; refusal?: ApiError } => {
+    const d = takeSiteToken(ctx, a, now);
+    if (!d.allowed) return { d };
+    try {
+      return { d, value: ctx.db.transaction(() => work(a, now))() };
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status >= 500) throw err;
+      countRefusalNow(ctx, a.site.id, a.environment, err.code, now);
+      return { d, refusal: err };
+    }
   }).immediate();
-  setRateLimitHeaders(res, decision, 'site');
-  if (!decision.allowed) {
-    scope.counted = true;
-    throw new ApiError('rate_limit_exceeded', `Too many requests for this site; retry in ${decision.retryAfter} s.`, {
-      headers: { 'Retry-After': String(decision.retryAfter) },
-    });
+  const refused = rateLimited(res, outcome.d, a.refusals) ?? outcome.refusal;
+  if (refused) {
+    a.refusals.counted = true;
+    throw refused;
   }
-  return { auth, site, environment };
+  return outcome.value as T;
+}
+
+/** Counts a refusal; never throws (a failed count must not turn a 4xx into a 5xx). */
+function countRefusalNow(ctx: AppContext, siteId: number, environment: string, code: string, now: number): void {
+  try {
+    countRefusal(ctx.db, siteId, environment, code, now);
+  } catch (e) {
+    ctx.logger.warn({ err: e }, 'refusal not counted');
+  }
 }
 
 /**
@@ -72,11 +119,7 @@ export function countRefusals(ctx: AppContext): ErrorRequestHandler {
     const scope = res.locals.refusals as RefusalScope | undefined;
     if (scope && !scope.counted && err instanceof ApiError && err.status < 500) {
       scope.counted = true;
-      try {
-        countRefusal(ctx.db, scope.siteId, scope.environment, err.code, ctx.clock());
-      } catch (e) {
-        ctx.logger.warn({ err: e, request_id: res.locals.requestId }, 'refusal not counted');
-      }
+      countRefusalNow(ctx, scope.siteId, scope.environment, err.code, ctx.clock());
     }
     next(err);
   };

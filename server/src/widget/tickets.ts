@@ -13,7 +13,7 @@ import {
 } from '../db/tickets.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import { newId, sha256 } from '../util.js';
-import { admit, type Admitted } from './guard.js';
+import { admit, admitAndWrite, type Admitted } from './guard.js';
 import { identifyVisitor } from './identity.js';
 import { findReplay, idempotencyOf, rememberResponse, type StoredResponse } from './idempotency.js';
 import { charge } from './spend.js';
@@ -42,7 +42,8 @@ export function visitorTicket(ctx: AppContext, a: Admitted, id: string, tokenHas
 
 /** Sends a JSON body that is already text (a fresh or a replayed response). */
 function sendStored(res: Response, r: StoredResponse): void {
-  res.status(r.status).type('json').send(r.body);
+  res.status(r.status).setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.send(r.body);
 }
 
 /** Parses a query string strictly: unknown or repeated parameters are `400 invalid_request`. */
@@ -121,16 +122,15 @@ export function ticketsRouter(ctx: AppContext): Router {
     res.json({ ticket: ticketToApi(ticket), messages: messages.map((m) => messageToApi(m, ticket.id)) });
   });
 
-  // The hot path: one IMMEDIATE transaction for the ticket check, replay, charge, reopen and insert.
+  // The hot path: the rate limit, the ticket check, replay, charge, reopen and insert are one
+  // IMMEDIATE transaction (see admitAndWrite), a handful of prepared statements and one commit.
   router.post('/:serviceId/tickets/:id/messages', (req, res) => {
-    const a = admit(ctx, req, res);
-    const body = parseOr400(PostMessageBody, req.body);
     const id = req.params.id;
-    const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets/${id}/messages`);
     const tokenHash = visitorTokenHash(req);
-    const now = ctx.clock();
     let written = false;
-    const out = db.transaction((): StoredResponse => {
+    const out = admitAndWrite(ctx, req, res, (a, now): StoredResponse => {
+      const body = parseOr400(PostMessageBody, req.body);
+      const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets/${id}/messages`);
       const ticket = visitorTicket(ctx, a, id, tokenHash);
       const replay = idem && findReplay(db, idem, now);
       if (replay) return replay;
@@ -143,7 +143,7 @@ export function ticketsRouter(ctx: AppContext): Router {
       if (idem) rememberResponse(db, idem, response, now);
       written = true;
       return response;
-    }).immediate();
+    });
     if (written) ctx.events.notify();
     sendStored(res, out);
   });
