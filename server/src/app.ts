@@ -5,7 +5,7 @@ import { errorHandler } from './errors.js';
 import { jsonBody, notFound, requestContext } from './http/middleware.js';
 import { widgetScript } from './http/widget-script.js';
 import { manageRouter } from './manage/index.js';
-import { widgetRouter } from './widget/index.js';
+import { widgetCors, widgetRouter } from './widget/index.js';
 
 export function createApp(ctx: AppContext): Express {
   const app = express();
@@ -19,6 +19,7 @@ export function createApp(ctx: AppContext): Express {
     res.json({ status: 'ok' });
   });
   app.use(widgetScript());
+  app.use('/v1/widget', widgetCors(ctx));
   app.use(jsonBody());
   app.use('/v1/widget', widgetRouter(ctx));
   app.use('/v1', manageRouter(ctx));

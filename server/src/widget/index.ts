@@ -8,6 +8,16 @@ import { countRefusals } from './guard.js';
 import { siteAndCors } from './origins.js';
 import { ticketsRouter } from './tickets.js';
 
+/**
+ * The CORS stage alone, for `createApp` to mount before the JSON body rules: a 413, 415 or
+ * invalid_json answer to an allowed origin then carries CORS headers and the widget can read it.
+ */
+export function widgetCors(ctx: AppContext): Router {
+  const router = Router();
+  router.use('/:serviceId', siteAndCors(ctx));
+  return router;
+}
+
 export function widgetRouter(ctx: AppContext): Router {
   const router = Router();
   router.use('/:serviceId', siteAndCors(ctx));

@@ -134,6 +134,18 @@ describe('actual requests', () => {
     expect(bad.headers.get('access-control-allow-origin')).toBe(fx.origin);
   });
 
+  it('refusals of the body rules (413, 415, invalid_json) are readable by an allowed origin only', async () => {
+    const big = JSON.stringify({ message: 'x'.repeat(40_000) });
+    for (const [rawBody, type, status] of [[big, 'application/json', 413], ['hi', 'text/plain', 415], ['{', 'application/json', 400]] as const) {
+      const mine = await visitor(t.base, fx, 'POST', '/tickets', { rawBody, headers: { 'Content-Type': type } });
+      expect(mine.status).toBe(status);
+      expect(mine.headers.get('access-control-allow-origin')).toBe(fx.origin);
+      const theirs = await visitor(t.base, fx, 'POST', '/tickets', { origin: 'https://elsewhere.example', rawBody, headers: { 'Content-Type': type } });
+      expect(theirs.status).toBe(status);
+      expect(corsHeaderNames(theirs.headers)).toEqual([]);
+    }
+  });
+
   it('the key is checked before the origin: a bad key from a refused origin is 401', async () => {
     const r = await call(t.base, 'GET', `/v1/widget/${fx.serviceId}/config`, { key: 'pk_live_nope', origin: 'https://elsewhere.example' });
     expect(r.status).toBe(401);
