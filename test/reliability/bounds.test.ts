@@ -199,6 +199,8 @@ describe('resource bounds', () => {
       const s = connect(srv.port, '127.0.0.1');
       counters.requests++;
       s.on('error', () => {});
+      // Read what the server says (its 408), or the socket never sees the server's close.
+      s.resume();
       s.on('close', () => closedByServer++);
       s.setNoDelay(true);
       // Half dribble their headers, half declare a body and dribble that.
