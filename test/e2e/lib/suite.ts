@@ -1,6 +1,6 @@
 // Shared set-up of one e2e test file: a Parley server, a host-page server on another origin and
 // a Chromium, started once before the file's scenarios and stopped after them.
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll } from 'vitest';
 import { launchChromium, openSession, type Session, type SessionOptions } from './browser.js';
 import { HostServer } from './host.js';
@@ -47,7 +47,3 @@ export function useE2e(): E2e {
   };
 }
 
-/** Runs `fn` in the page; a small typed wrapper so scenarios read as what they check. */
-export function inPage<R, A>(page: Page, fn: (arg: A) => R | Promise<R>, arg: A): Promise<R> {
-  return page.evaluate(fn as never, arg) as Promise<R>;
-}
