@@ -94,7 +94,7 @@ function buildAttempts(world: World): Attempt[] {
           for (const [i, r] of widgetRoutes(target.serviceId, t.id, t.token).entries()) {
             // Alternate where the key travels: each place a widget route reads a key from.
             const inBody = i % 3 === 2 && r.method === 'POST';
-            const place = inBody ? {} : i % 3 === 1 ? bearer(sk) : { 'X-Parley-Key': sk };
+            const place: Record<string, string> = inBody ? {} : i % 3 === 1 ? bearer(sk) : { 'X-Parley-Key': sk };
             const body = inBody ? { ...(r.body as object), api_key: sk } : r.body;
             const headers = { ...r.headers, ...place, Origin: target.origin };
             out.push({ ...r, body, headers, label: `sk ${ws.name}/${env} on ${r.method} ${r.path}`, status: 403, code: 'publishable_key_required' });

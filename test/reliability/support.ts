@@ -107,7 +107,7 @@ export async function send(base: string, method: string, path: string, o: SendOp
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), o.timeoutMs ?? 20_000);
   try {
-    const r = await fetch(base + path, { method, headers, body, signal: abort.signal });
+    const r = await fetch(base + path, { method, headers, body: Buffer.isBuffer(body) ? new Uint8Array(body) : body, signal: abort.signal });
     if ((r.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
       await r.body?.cancel();
       return { status: r.status, headers: r.headers, json: null, text: '' };
