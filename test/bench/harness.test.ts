@@ -25,6 +25,7 @@ interface Run {
   non2xx: number;
   errors: number;
   rssMB: number;
+  cpuCores: { server: number; loadgen: number };
   processes: number;
   pids: number[];
   ratio?: number;
@@ -61,7 +62,7 @@ describe('pnpm bench --quick harness (tiny durations)', () => {
     table: { label: string; rps?: number; error?: string }[];
     targets: { name: string; want: string; pass: boolean | null }[];
     runs: Run[];
-    keyVerification: { verifyKey: number; parts: Record<string, number>; error?: string };
+    keyVerification: { verifyKey: number; parts: Record<string, number>; rateLimitTransaction: number; error?: string };
     widget: { rawBytes?: number; gzipBytes?: number; error?: string };
     seeding: { tickets: number; ms: number }[];
     machine: { cpu: string; node: string };
@@ -96,6 +97,9 @@ describe('pnpm bench --quick harness (tiny durations)', () => {
       expect(r.rps, r.label).toBeGreaterThan(0);
       expect(r.p99, r.label).toBeGreaterThanOrEqual(r.p50);
       expect(r.rssMB, r.label).toBeGreaterThan(10);
+      // Both sides did work while measured (a server whose CPU we failed to read shows 0).
+      expect(r.cpuCores.server, r.label).toBeGreaterThan(0);
+      expect(r.cpuCores.loadgen, r.label).toBeGreaterThan(0);
     }
     // Baselines alternate with Parley: one bare Express run before each Parley case.
     const kinds = doc.runs.filter((r) => r.id !== 'case2-1000').map((r) => r.kind);
@@ -111,6 +115,7 @@ describe('pnpm bench --quick harness (tiny durations)', () => {
     expect(doc.keyVerification.error).toBeUndefined();
     expect(doc.keyVerification.verifyKey).toBeGreaterThan(0);
     expect(Object.keys(doc.keyVerification.parts).sort()).toEqual(['findKeyByHash', 'parseKey', 'sha256']);
+    expect(doc.keyVerification.rateLimitTransaction).toBeGreaterThan(0);
     if (existsSync(join(ROOT, 'widget/dist/widget.js'))) {
       expect(doc.widget.rawBytes).toBeGreaterThan(doc.widget.gzipBytes!);
       expect(doc.widget.gzipBytes).toBeGreaterThan(0);

@@ -6,7 +6,7 @@
 //
 //   node test/bench/run.mjs [--quick] [--duration S] [--warmup S] [--connections N]
 //                           [--sizes 10000,100000,1000000] [--only case1,case4] [--out FILE]
-//                           [--profile case2]
+//                           [--profile case2] [--log-level info|warn|...]
 import { gzipSync, brotliCompressSync } from 'node:zlib';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import {
   ORIGIN, ROOT, SERVICE_ID, copyDb, createTicket, makeTemplate, readKeyPool, requireBuild, startParley, widgetHeaders,
 } from './lib/parley.mjs';
-import { freePort, killAll, runNode, sampleRss, spawned, spawnNode, waitHttp } from './lib/procs.mjs';
+import { freePort, killAll, measureCpu, runNode, sampleRss, spawned, spawnNode, waitHttp } from './lib/procs.mjs';
 import { formatProfile, summarizeProfile } from './lib/profile.mjs';
 import { evaluateTargets, fmtCount, formatTable, formatTargets, tableRows, toMB } from './lib/report.mjs';
 import { addTickets } from './lib/seed.mjs';
@@ -37,11 +37,12 @@ const { values: flags } = parseArgs({
     only: { type: 'string' },
     out: { type: 'string' },
     profile: { type: 'string' },
+    'log-level': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (flags.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 9).join('\n').replace(/^\/\/ ?/gm, '') + '\n');
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 10).join('\n').replace(/^\/\/ ?/gm, '') + '\n');
   process.exit(0);
 }
 
@@ -49,11 +50,13 @@ const quick = flags.quick;
 const settings = {
   mode: quick ? 'quick' : 'full',
   connections: Number(flags.connections ?? 10),
-  warmup: Number(flags.warmup ?? (quick ? 0.5 : 3)),
+  warmup: Number(flags.warmup ?? (quick ? 1 : 3)),
   duration: Number(flags.duration ?? (quick ? 1 : 5)),
   rounds: Number(flags.rounds ?? (quick ? 1 : 2)),
   sizes: (flags.sizes ?? (quick ? '10000,100000' : '10000,100000,1000000')).split(',').map(Number),
   fixedRate: 1000,
+  /** The server's --log-level; the default (info) writes an access-log line per request, as deployed. */
+  serverLogLevel: flags['log-level'] ?? 'info',
 };
 if (
   ![settings.connections, settings.warmup, settings.duration, settings.rounds, ...settings.sizes].every((v) => Number.isFinite(v) && v >= 0) ||
@@ -189,6 +192,10 @@ function combine(rounds) {
       mean: requests > 0 ? sum((r) => r.latencyMs.mean * r.requests) / requests : 0,
     },
     roundsRps: rounds.map((r) => r.rps),
+    // Cores busy during the runs (warm-up included): who had the machine's CPUs.
+    cpuCores: rounds.every((r) => r.cores)
+      ? { server: mean((r) => r.cores.server), loadgen: mean((r) => r.cores.loadgen) }
+      : undefined,
   };
 }
 
@@ -202,6 +209,7 @@ function runRow(base, r, rss) {
     p99: r.latencyMs.p99,
     latencyMs: r.latencyMs,
     roundsRps: r.roundsRps,
+    cpuCores: r.cpuCores,
     requests: r.requests,
     ok: r.ok,
     non2xx: r.non2xx,
@@ -247,8 +255,15 @@ const warmupOf = (i) => (i === 0 ? settings.warmup : Math.min(0.5, settings.warm
 /** A measured run of a baseline server, sampling its memory meanwhile (its VmHWM covers earlier runs, so RSS only). */
 async function baselineRound(kind, spec, i) {
   const sampler = sampleRss(baselines[kind].proc.pid, { useHwm: false });
-  const r = await load({ ...spec, warmup: warmupOf(i) });
+  const r = await loadMeasured(baselines[kind].proc.pid, { ...spec, warmup: warmupOf(i) });
   return { r, rss: sampler.stop() };
+}
+
+/** A load run that also records how many cores the server (with its workers) and the load generator used. */
+async function loadMeasured(serverPid, spec) {
+  loadGen ??= startLoadGenerator();
+  const { value, cores } = await measureCpu({ server: serverPid, loadgen: loadGen.proc.pid }, () => load(spec));
+  return { ...value, cores };
 }
 
 function maxRss(list) {
@@ -282,7 +297,7 @@ async function parleyCase(o) {
   let sampler;
   try {
     // Started (and idle) before the first baseline run, so its start-up does not load that run.
-    server = await startParley({ db: o.db, logFile: join(tmp, `${o.id}.log`), workers: o.workers, durability: o.durability });
+    server = await startParley({ db: o.db, logFile: join(tmp, `${o.id}.log`), workers: o.workers, durability: o.durability, logLevel: settings.serverLogLevel });
     sampler = sampleRss(server.pid, { useHwm: true });
     const prepared = c.prepare ? await c.prepare(server, o.template) : undefined;
     const spec = c.spec(server, o.template, prepared);
@@ -291,10 +306,10 @@ async function parleyCase(o) {
     const pa = [];
     for (let i = 0; i < settings.rounds; i++) {
       ex.push(await baselineRound('express', expressSpec, i));
-      pa.push(await load({ ...spec, warmup: warmupOf(i) }));
+      pa.push(await loadMeasured(server.pid, { ...spec, warmup: warmupOf(i) }));
     }
     let fixed;
-    if (o.fixedRate) fixed = await load({ ...spec, overallRate: settings.fixedRate, warmup: Math.min(1, settings.warmup), duration: settings.duration * settings.rounds });
+    if (o.fixedRate) fixed = await loadMeasured(server.pid, { ...spec, overallRate: settings.fixedRate, warmup: Math.min(1, settings.warmup), duration: settings.duration * settings.rounds });
     const rss = sampler.stop();
     const express = runRow({ kind: 'express', id: `express-${c.method}`, label: `express ${c.method}`, method: c.method, for: o.id }, combine(ex.map((x) => x.r)), maxRss(ex.map((x) => x.rss)));
     runs.push(express);
@@ -324,7 +339,7 @@ async function parleyCase(o) {
 
 function describeSettings() {
   const rounds = settings.rounds > 1 ? `${settings.rounds} alternating rounds of ${settings.duration} s` : `${settings.duration} s`;
-  return `${settings.connections} connections, ${settings.warmup} s warm-up, then ${rounds} per side`;
+  return `${settings.connections} connections, ${settings.warmup} s warm-up, then ${rounds} per side; server log level ${settings.serverLogLevel} (to a file)`;
 }
 
 const t0 = Date.now();
@@ -356,7 +371,7 @@ async function profileCase(caseId, template) {
   const dir = join(tmp, 'profile');
   const db = copyDb(template.db, join(tmp, 'profile.db'));
   if (caseId === 'case4') addTickets(db, SERVICE_ID, settings.sizes[settings.sizes.length - 1]);
-  const server = await startParley({ db, logFile: join(tmp, 'profile.log'), nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir] });
+  const server = await startParley({ db, logFile: join(tmp, 'profile.log'), nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir], logLevel: settings.serverLogLevel });
   let r;
   try {
     const prepared = c.prepare ? await c.prepare(server, template) : undefined;
@@ -452,7 +467,7 @@ async function main() {
       when: new Date(started).toISOString(),
       seconds: Math.round((Date.now() - started) / 1000),
       machine: { ...info, loadavgAtEnd: loadavg().map((v) => Number(v.toFixed(2))) },
-      settings: { ...settings, keyPoolForCase4: keyPoolSize(), serverLogLevel: 'info (default), to a file', workDir: tmp },
+      settings: { ...settings, keyPoolForCase4: keyPoolSize(), workDir: tmp },
       spawnedPids: spawned,
       table: rows,
       targets,
@@ -477,6 +492,7 @@ async function main() {
         `key verification in-process: ${Math.round(keyVerification.verifyKey)} calls/s (${(1e6 / keyVerification.verifyKey).toFixed(1)} us); ` +
           `parts: parseKey ${Math.round(p.parseKey)}/s, sha256 ${Math.round(p.sha256)}/s, findKeyByHash ${Math.round(p.findKeyByHash)}/s`,
       );
+      out.push(`rate-limit token in its own IMMEDIATE transaction, in-process: ${Math.round(keyVerification.rateLimitTransaction)} calls/s (${(1e6 / keyVerification.rateLimitTransaction).toFixed(1)} us)`);
     }
     out.push(widget.error ? `widget size: ${widget.error}` : `widget size: ${(widget.rawBytes / 1024).toFixed(1)} KiB raw, ${(widget.gzipBytes / 1024).toFixed(1)} KiB gzip -9, ${(widget.brotliBytes / 1024).toFixed(1)} KiB brotli`);
     if (seeding.length) out.push(`case 4 seeding: ${seeding.map((s) => `${fmtCount(s.tickets)} in ${(s.ms / 1000).toFixed(1)} s`).join(', ')} (tickets with one message each, one transaction per step)`);

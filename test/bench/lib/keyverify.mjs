@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Key verification alone, in-process: the server's own verifyKey (shape and CRC32 offline, SHA-256,
-// one indexed lookup) against a real database, and its parts, in calls per second.
+// one indexed lookup) against a real database, and its parts, in calls per second. For scale, also
+// the other per-request database step of every widget request: a rate-limit token in its own
+// IMMEDIATE transaction (a write and a commit to the WAL).
 //
 //   node test/bench/lib/keyverify.mjs DB_FILE PUBLISHABLE_KEY SECONDS
 // Prints one JSON document.
@@ -9,6 +11,7 @@ import { loadConfig } from '../../../server/dist/config.js';
 import { buildContext } from '../../../server/dist/server.js';
 import { verifyKey } from '../../../server/dist/auth/authenticate.js';
 import { findKeyByHash } from '../../../server/dist/db/keys.js';
+import { takeTokenNow } from '../../../server/dist/limits/ratelimit.js';
 import { sha256 } from '../../../server/dist/util.js';
 
 const [file, key, secondsArg] = process.argv.slice(2);
@@ -48,6 +51,7 @@ const result = {
     sha256: rate(() => sha256(key), share),
     findKeyByHash: rate(() => findKeyByHash(ctx.db, hash), share),
   },
+  rateLimitTransaction: rate(() => takeTokenNow(ctx.db, 'bench:keyverify', 1e9, Date.now()), share),
 };
 ctx.events.close();
 ctx.db.close();

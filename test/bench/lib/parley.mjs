@@ -3,7 +3,7 @@
 import { closeSync, copyFileSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, runNode, sleep, spawnNode, waitHttp } from './procs.mjs';
+import { freePort, processTree, runNode, sleep, spawnNode, waitHttp } from './procs.mjs';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const BIN = join(ROOT, 'server/bin/parley.js');
@@ -43,13 +43,14 @@ export function copyDb(template, to) {
 
 /**
  * Starts `parley serve` on `db` and waits until every worker listens. Its log goes to `logFile`.
- * @param {{ db: string, logFile: string, workers?: number, durability?: 'normal' | 'full', nodeArgs?: string[] }} o
+ * @param {{ db: string, logFile: string, workers?: number, durability?: 'normal' | 'full', nodeArgs?: string[], logLevel?: string }} o
  */
 export async function startParley(o) {
   const port = await freePort();
   const args = [...(o.nodeArgs ?? []), BIN, 'serve', '--port', String(port), '--db', o.db];
   if (o.workers && o.workers > 1) args.push('--workers', String(o.workers));
   if (o.durability) args.push('--durability', o.durability);
+  if (o.logLevel) args.push('--log-level', o.logLevel);
   const spawnedAt = performance.now();
   const fd = openSync(o.logFile, 'a');
   const proc = spawnNode(args, { stdout: fd });
@@ -60,10 +61,15 @@ export async function startParley(o) {
     const want = o.workers ?? 1;
     const deadline = Date.now() + 20_000;
     // /healthz answers once one worker listens; the rest must be up before load starts.
-    while (countListening(o.logFile) < want) {
-      if (Date.now() > deadline) throw new Error(`only ${countListening(o.logFile)} of ${want} workers listen`);
+    // Below info the "Parley listening" lines are not written: count the workers instead, then give
+    // them a moment (the warm-up that follows covers a late one).
+    const logsListening = ['info', 'debug', 'trace'].includes(o.logLevel ?? 'info');
+    const ready = () => (logsListening ? countListening(o.logFile) : want > 1 ? processTree(proc.pid).length - 1 : 1);
+    while (ready() < want) {
+      if (Date.now() > deadline) throw new Error(`only ${ready()} of ${want} workers listen`);
       await sleep(50);
     }
+    if (!logsListening && want > 1) await sleep(500);
   } catch (err) {
     await proc.stop(1000);
     throw err;

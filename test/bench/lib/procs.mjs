@@ -1,6 +1,6 @@
 // Child processes of the benchmark: each in its own process group, all killed when the run ends
 // (normally, on error, or on Ctrl-C), plus the peak-RSS sampler that reads /proc.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
@@ -203,4 +203,46 @@ export function sampleRss(pid, { everyMs = 100, useHwm = true } = {}) {
       return { maxProcess: Math.max(0, ...perProcess), sum: Math.max(peakSum, 0), perProcess, processes: perProcess.length, pids: [...peak.keys()] };
     },
   };
+}
+
+let ticksPerSecond;
+/** CPU time (user + system) of `pids` so far, in seconds; processes that are gone count 0. */
+export function cpuSeconds(pids) {
+  if (ticksPerSecond === undefined) {
+    try {
+      ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      ticksPerSecond = 100;
+    }
+  }
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks / ticksPerSecond;
+}
+
+/**
+ * How many cores the process trees of `roots` used while `fn` ran (their children included, as
+ * found when it started), so a report can show who had the machine's CPUs.
+ * @template T
+ * @param {Record<string, number>} roots name -> pid
+ * @param {() => Promise<T>} fn
+ * @returns {Promise<{ value: T, cores: Record<string, number> }>}
+ */
+export async function measureCpu(roots, fn) {
+  const trees = Object.fromEntries(Object.entries(roots).map(([k, pid]) => [k, processTree(pid)]));
+  const before = Object.fromEntries(Object.entries(trees).map(([k, pids]) => [k, cpuSeconds(pids)]));
+  const t = performance.now();
+  const value = await fn();
+  const wall = (performance.now() - t) / 1000;
+  const cores = Object.fromEntries(Object.entries(trees).map(([k, pids]) => [k, wall > 0 ? (cpuSeconds(pids) - before[k]) / wall : 0]));
+  return { value, cores };
 }

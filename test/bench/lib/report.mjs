@@ -29,6 +29,7 @@ export function tableRows(runs) {
         p50: median(rs.map((r) => r.p50)),
         p99: median(rs.map((r) => r.p99)),
         rssMB: Math.max(...rs.map((r) => r.rssMB)),
+        cpu: rs.every((r) => r.cpuCores) ? { server: median(rs.map((r) => r.cpuCores.server)), loadgen: median(rs.map((r) => r.cpuCores.loadgen)) } : undefined,
         ratio: kind === 'express' ? 1 : median(rs.map((r) => r.rps)) / median(runs.filter((r) => r.kind === 'express' && r.method === method && !r.error).map((r) => r.rps)),
         note: kind === 'http' ? 'the floor of Node' : 'the ceiling',
       });
@@ -38,7 +39,7 @@ export function tableRows(runs) {
     rows.push(
       r.error
         ? { label: r.label, error: r.error }
-        : { label: r.label, rps: r.rps, p50: r.p50, p99: r.p99, rssMB: r.rssMB, ratio: r.ratio, note: r.note },
+        : { label: r.label, rps: r.rps, p50: r.p50, p99: r.p99, rssMB: r.rssMB, cpu: r.cpuCores, ratio: r.ratio, note: r.note },
     );
   }
   return rows;
@@ -46,11 +47,11 @@ export function tableRows(runs) {
 
 /** The table as fixed-width text. */
 export function formatTable(rows) {
-  const head = ['case', 'req/s', 'p50 ms', 'p99 ms', 'peak RSS MB', 'x Express', 'note'];
+  const head = ['case', 'req/s', 'p50 ms', 'p99 ms', 'peak RSS MB', 'x Express', 'CPU srv/gen', 'note'];
   const body = rows.map((r) =>
     r.error
-      ? [r.label, 'ERROR', '', '', '', '', r.error.split('\n')[0].slice(0, 100)]
-      : [r.label, num(r.rps), num(r.p50, 1), num(r.p99, 1), num(r.rssMB), num(r.ratio, 2), r.note ?? ''],
+      ? [r.label, 'ERROR', '', '', '', '', '', r.error.split('\n')[0].slice(0, 100)]
+      : [r.label, num(r.rps), num(r.p50, 1), num(r.p99, 1), num(r.rssMB), num(r.ratio, 2), r.cpu ? `${num(r.cpu.server, 2)}/${num(r.cpu.loadgen, 2)}` : '-', r.note ?? ''],
   );
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells) =>
