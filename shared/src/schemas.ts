@@ -67,6 +67,13 @@ export const MessagesQuery = z.strictObject({
 export const IdempotencyKey = z.string().min(1).max(255);
 export const VisitorToken = z.string().min(1).max(200);
 
+/** `GET /v1/widget/:serviceId/tickets` (a signed-in user's tickets): a short page, newest first. */
+export const UserTicketsQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(20).optional(),
+  cursor: z.string().min(1).max(200).optional(),
+});
+export type UserTicketsQuery = z.infer<typeof UserTicketsQuery>;
+
 // ---- shapes ----
 
 export const WidgetSettings = z.object({

@@ -169,6 +169,7 @@ const DIGEST_TABLES: { table: string; columns: string; order: string }[] = [
   { table: 'ticket_events', columns: '*', order: 'seq' },
   { table: 'spend_meters', columns: '*', order: 'site_id, environment, day' },
   { table: 'signing_keys', columns: '*', order: 'id' },
+  { table: 'visitor_tokens', columns: '*', order: 'hash' },
 ];
 
 const digestStatements = new WeakMap<Database.Database, Database.Statement[]>();

@@ -11,7 +11,7 @@ import { requireBuild } from '../test-helpers/spawn.js';
 
 const TABLES = [
   'api_keys', 'idempotency', 'messages', 'rate_limits', 'refusals', 'schema_migrations', 'signing_keys', 'sites',
-  'spend_meters', 'ticket_events', 'tickets', 'workspaces',
+  'spend_meters', 'ticket_events', 'tickets', 'visitor_tokens', 'workspaces',
 ];
 
 const dirs: string[] = [];
@@ -58,6 +58,9 @@ describe('migrations', () => {
       plan('SELECT * FROM spend_meters WHERE site_id = ? AND environment = ? AND day = ?', 1, 'live', '2025-01-01'),
       plan('SELECT * FROM rate_limits WHERE bucket = ?', 'b'),
       plan('SELECT * FROM idempotency WHERE scope = ? AND key = ?', 's', 'k'),
+      plan('SELECT ticket_seq FROM visitor_tokens WHERE hash = ?', Buffer.alloc(32)),
+      plan('SELECT * FROM tickets WHERE site_id = ? AND environment = ? AND user_id = ? AND seq < ? ORDER BY seq DESC LIMIT 11', 1, 'live', 'u', 9),
+      plan('SELECT * FROM signing_keys WHERE id = ? AND site_id = ?', 'sgk_x', 1),
     ];
     for (const p of lookups) {
       expect(p).toMatch(/SEARCH/);

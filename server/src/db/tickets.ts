@@ -52,6 +52,10 @@ const s = perDb((db) => ({
   messagesAfter: db.prepare('SELECT * FROM messages WHERE ticket_seq = ? AND seq > ? ORDER BY seq LIMIT ?'),
   messageById: db.prepare('SELECT * FROM messages WHERE id = ?'),
   messageBySeq: db.prepare('SELECT * FROM messages WHERE seq = ?'),
+  insertToken: db.prepare('INSERT INTO visitor_tokens (hash, ticket_seq, created_at) VALUES (?, ?, ?)'),
+  pruneTokens: db.prepare(`DELETE FROM visitor_tokens WHERE ticket_seq = ? AND hash IN (
+    SELECT hash FROM visitor_tokens WHERE ticket_seq = ? ORDER BY created_at DESC, hash LIMIT -1 OFFSET ?)`),
+  tokenTicket: db.prepare('SELECT ticket_seq FROM visitor_tokens WHERE hash = ?'),
   insertEvent: db.prepare(`INSERT INTO ticket_events (ticket_seq, kind, message_seq, status, created_at)
     VALUES (?, ?, ?, ?, ?)`),
 }));
@@ -75,6 +79,22 @@ export function listTickets(
   if (q.userId !== undefined) return st.listUser.all(q.siteId, q.environment, q.userId, q.beforeSeq, q.limit) as TicketRow[];
   if (q.status) return st.listStatus.all(q.siteId, q.environment, q.status, q.beforeSeq, q.limit) as TicketRow[];
   return st.listAll.all(q.siteId, q.environment, q.beforeSeq, q.limit) as TicketRow[];
+}
+/** How many extra visitor tokens (from user ticket lists) a ticket keeps; the oldest go first. */
+export const MAX_EXTRA_VISITOR_TOKENS = 10;
+
+/**
+ * Adds a visitor token (by its hash) to a ticket and drops the ticket's oldest extra tokens beyond
+ * MAX_EXTRA_VISITOR_TOKENS: bounded work per ticket. Call inside a transaction.
+ */
+export function addVisitorToken(db: DB, ticketSeq: number, hash: Buffer, now: number): void {
+  const st = s(db);
+  st.insertToken.run(hash, ticketSeq, now);
+  st.pruneTokens.run(ticketSeq, ticketSeq, MAX_EXTRA_VISITOR_TOKENS);
+}
+/** The ticket an extra visitor token belongs to, by the token's hash; one primary-key lookup. */
+export function ticketSeqOfVisitorToken(db: DB, hash: Buffer): number | undefined {
+  return (s(db).tokenTicket.get(hash) as { ticket_seq: number } | undefined)?.ticket_seq;
 }
 /** Sets the status and records a status event when it changed. Call inside a transaction. */
 export function setTicketStatus(db: DB, ticket: TicketRow, status: 'open' | 'closed', now: number): boolean {

@@ -3,28 +3,20 @@
 import { CreateSigningKeyBody } from '@parley/shared';
 import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
 import { Router, type Request, type Response } from 'express';
-import { authenticateSecret, recordKeyUse } from '../auth/authenticate.js';
-import { requireScope, siteForKey } from '../auth/scopes.js';
+import { siteForKey } from '../auth/scopes.js';
 import type { AppContext } from '../context.js';
 import { countSigningKeys, deleteSigningKey, insertSigningKey, listSigningKeys, signingKeyToApi } from '../db/signing-keys.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import { isP256PublicKeyPem } from '../identity/verify.js';
-import { setRateLimitHeaders, takeTokenNow } from '../limits/ratelimit.js';
 import { newId } from '../util.js';
+import { authorize } from './access.js';
 
 const MAX_ACTIVE = 2;
 
 export function signingKeysRouter(ctx: AppContext): Router {
   const router = Router();
-  const access = (req: Request, res: Response, scope: 'read' | 'admin') => {
-    const auth = authenticateSecret(ctx, req);
-    const d = takeTokenNow(ctx.db, `key:${auth.key.id}`, ctx.limits.managementRatePerMinute, ctx.clock());
-    setRateLimitHeaders(res, d, 'key');
-    if (!d.allowed) throw new ApiError('rate_limit_exceeded', `Too many requests for this key; retry in ${d.retryAfter} s.`);
-    recordKeyUse(ctx, auth);
-    requireScope(auth, scope);
-    return siteForKey(ctx, auth, String(req.params.sid));
-  };
+  const access = (req: Request, res: Response, scope: 'read' | 'admin') =>
+    siteForKey(ctx, authorize(ctx, req, res, scope), String(req.params.sid));
 
   router.get('/sites/:sid/signing-keys', (req, res) => {
     const site = access(req, res, 'read');

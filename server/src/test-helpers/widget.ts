@@ -128,6 +128,7 @@ export function widgetState(db: Database.Database): Record<string, unknown> {
     rate_limits: all('SELECT * FROM rate_limits ORDER BY bucket'),
     idempotency: all('SELECT * FROM idempotency ORDER BY scope, key'),
     keys: all('SELECT id, last_used_at, exposed_at, revoked_at FROM api_keys ORDER BY id'),
+    visitor_tokens: all('SELECT * FROM visitor_tokens ORDER BY hash'),
   };
 }
 

@@ -9,6 +9,7 @@ import { findMessageById, listMessages, messageToApi, type MessageRow, type Tick
 import { ApiError, parseOr400 } from '../errors.js';
 import type { FeedEvent } from '../events.js';
 import { admit } from './guard.js';
+import { checkUserTokenHeader } from './identity.js';
 import { queryOf, visitorTicket, visitorTokenHash } from './tickets.js';
 
 /** Reconnect delay suggested to EventSource-style clients, in ms. */
@@ -40,7 +41,7 @@ export function eventsRouter(ctx: AppContext): Router {
   // Open streams per site in this process: a flood of streams for one site cannot exhaust the server.
   const openBySite = new Map<number, number>();
 
-  router.get('/:serviceId/tickets/:id/events', (req, res) => {
+  router.get('/:serviceId/tickets/:id/events', async (req, res) => {
     const a = admit(ctx, req, res);
     const lastEventId = lastEventIdOf(req);
     const ticket = visitorTicket(ctx, a, req.params.id, visitorTokenHash(req));
@@ -54,6 +55,7 @@ export function eventsRouter(ctx: AppContext): Router {
       }
       afterSeq = m.seq;
     }
+    await checkUserTokenHeader(ctx, a.site, req);
     const open = openBySite.get(a.site.id) ?? 0;
     if (open >= ctx.limits.streamsPerSite) {
       throw new ApiError('rate_limit_exceeded', 'Too many open event streams for this site; retry shortly.', {

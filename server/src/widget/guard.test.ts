@@ -1,6 +1,7 @@
 // The order of checks on widget routes (SPEC section 3) and the rate limit (SPEC section 5): keys
 // from three places, secret keys refused and marked exposed, the path's site, the per-site and
 // per-environment bucket exact under concurrency, its headers, and refusals counted per code.
+import { importPKCS8, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findKeyByHash, revokeKey } from '../db/keys.js';
 import { call, seed, startTestServer, type Fixture, type TestServer } from '../test-helpers/harness.js';
@@ -113,7 +114,15 @@ describe('the order of checks', () => {
     expect([missing.status, missing.json.error.code]).toEqual([404, 'not_found']);
     const identity = await visitor(t.base, fx, 'POST', '/tickets', { body: { message: 'hi' } });
     expect([identity.status, identity.json.error.code]).toEqual([403, 'identity_required']);
-    const spend = await visitor(t.base, fx, 'POST', '/tickets', { body: { message: 'hi', user_token: 'a.b.c' } });
+    const badToken = await visitor(t.base, fx, 'POST', '/tickets', { body: { message: 'hi', user_token: 'a.b.c' } });
+    expect([badToken.status, badToken.json.error.code]).toEqual([401, 'invalid_user_token']);
+    const made = await call(t.base, 'POST', `/v1/sites/${fx.serviceId}/signing-keys`, { key: fx.sk.live, body: {} });
+    const token = await new SignJWT({ sub: 'user-1' })
+      .setProtectedHeader({ alg: 'ES256', kid: made.json.signing_key.id })
+      .setIssuedAt(Math.floor(t.clock.now / 1000))
+      .setExpirationTime(Math.floor(t.clock.now / 1000) + 600)
+      .sign(await importPKCS8(made.json.private_key_pem, 'ES256'));
+    const spend = await visitor(t.base, fx, 'POST', '/tickets', { body: { message: 'hi', user_token: token } });
     expect([spend.status, spend.json.error.code]).toEqual([402, 'spend_cap_exceeded']);
   });
 });

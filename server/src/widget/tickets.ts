@@ -2,20 +2,21 @@
 // messages. A ticket is only ever found with its visitor token, in its own site and environment;
 // anything else is 404. Writes, their charge and their idempotency record commit together.
 import { timingSafeEqual } from 'node:crypto';
-import { CreateTicketBody, MessagesQuery, PostMessageBody, VisitorToken } from '@parley/shared';
+import { CreateTicketBody, MessagesQuery, PostMessageBody, UserTicketsQuery, VisitorToken } from '@parley/shared';
 import { Router, type Request, type Response } from 'express';
 import { newVisitorToken } from '../auth/keys.js';
 import type { AppContext } from '../context.js';
 import { siteWidget } from '../db/sites.js';
 import {
-  findMessageById, findTicketById, insertMessage, insertTicket, listMessages, messageToApi, setTicketStatus,
-  ticketToApi, type TicketRow,
+  addVisitorToken, encodeCursor, findMessageById, findTicketById, insertMessage, insertTicket, listMessages, listTickets,
+  messageToApi, setTicketStatus, ticketSeqOfVisitorToken, ticketToApi, type TicketRow,
 } from '../db/tickets.js';
 import { ApiError, parseOr400 } from '../errors.js';
+import { cursorPosition } from '../manage/access.js';
 import { newId, sha256 } from '../util.js';
 import { admit, admitAndWrite, type Admitted } from './guard.js';
-import { identifyVisitor } from './identity.js';
-import { findReplay, idempotencyOf, rememberResponse, type StoredResponse } from './idempotency.js';
+import { checkUserTokenHeader, identifyVisitor, requireUser, userTokenHeader } from './identity.js';
+import { findReplay, idempotencyOf, rememberResponse, type Idempotency, type StoredResponse } from './idempotency.js';
 import { charge } from './spend.js';
 
 export const MESSAGES_PAGE = 100;
@@ -29,14 +30,17 @@ export function visitorTokenHash(req: Request): Buffer | null {
 }
 
 /**
- * The ticket `id` when it belongs to the admitted site and environment and `tokenHash` is its
- * visitor token; otherwise 404, the same answer whichever of these failed.
+ * The ticket `id` when it belongs to the admitted site and environment and `tokenHash` is one of
+ * its visitor tokens (the one made with the ticket, or one minted by a signed-in user's ticket
+ * list); otherwise 404, the same answer whichever of these failed.
  */
 export function visitorTicket(ctx: AppContext, a: Admitted, id: string, tokenHash: Buffer | null): TicketRow {
   if (tokenHash === null) throw notFound();
   const ticket = findTicketById(ctx.db, id);
   if (!ticket || ticket.site_id !== a.site.id || ticket.environment !== a.environment) throw notFound();
-  if (!timingSafeEqual(ticket.visitor_token_hash, tokenHash)) throw notFound();
+  if (!timingSafeEqual(ticket.visitor_token_hash, tokenHash) && ticketSeqOfVisitorToken(ctx.db, tokenHash) !== ticket.seq) {
+    throw notFound();
+  }
   return ticket;
 }
 
@@ -64,7 +68,7 @@ export function ticketsRouter(ctx: AppContext): Router {
     const a = admit(ctx, req, res);
     const body = parseOr400(CreateTicketBody, req.body);
     const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets`);
-    const user = await identifyVisitor(ctx, a.site, body.user_token);
+    const user = await identifyVisitor(ctx, a.site, body.user_token, req);
     const now = ctx.clock();
     let written = false;
     const out = db.transaction((): StoredResponse => {
@@ -104,7 +108,29 @@ export function ticketsRouter(ctx: AppContext): Router {
     sendStored(res, out);
   });
 
-  router.get('/:serviceId/tickets/:id/messages', (req, res) => {
+  // A signed-in user's tickets on this site and environment, newest first, each with a fresh visitor
+  // token (tokens are stored only hashed, so the one made with the ticket cannot be shown again).
+  router.get('/:serviceId/tickets', async (req, res) => {
+    const a = admit(ctx, req, res);
+    const q = parseOr400(UserTicketsQuery, queryOf(req), 'The query string');
+    const before = cursorPosition(q.cursor) ?? Number.MAX_SAFE_INTEGER;
+    const user = await requireUser(ctx, a.site, req);
+    const limit = q.limit ?? 10;
+    const now = ctx.clock();
+    const page = db.transaction(() => {
+      const rows = listTickets(db, { siteId: a.site.id, environment: a.environment, userId: user.id, beforeSeq: before, limit: limit + 1 });
+      const items = rows.slice(0, limit).map((ticket) => {
+        const visitorToken = newVisitorToken();
+        addVisitorToken(db, ticket.seq, sha256(visitorToken), now);
+        return { ticket: ticketToApi(ticket), visitor_token: visitorToken };
+      });
+      return { tickets: items, next_cursor: rows.length > limit ? encodeCursor(rows[limit - 1]!.seq) : null };
+    }).immediate();
+    res.setHeader('Cache-Control', 'no-store');
+    res.json(page);
+  });
+
+  router.get('/:serviceId/tickets/:id/messages', async (req, res) => {
     const a = admit(ctx, req, res);
     const q = parseOr400(MessagesQuery, queryOf(req), 'The query string');
     const ticket = visitorTicket(ctx, a, req.params.id, visitorTokenHash(req));
@@ -118,33 +144,50 @@ export function ticketsRouter(ctx: AppContext): Router {
       }
       afterSeq = after.seq;
     }
+    await checkUserTokenHeader(ctx, a.site, req);
     const messages = listMessages(db, ticket.seq, afterSeq, MESSAGES_PAGE);
     res.json({ ticket: ticketToApi(ticket), messages: messages.map((m) => messageToApi(m, ticket.id)) });
   });
 
-  // The hot path: the rate limit, the ticket check, replay, charge, reopen and insert are one
-  // IMMEDIATE transaction (see admitAndWrite), a handful of prepared statements and one commit.
-  router.post('/:serviceId/tickets/:id/messages', (req, res) => {
+  /** Replay, charge, reopen and insert of a visitor message; runs inside the caller's transaction. */
+  const postMessage = (a: Admitted, now: number, id: string, tokenHash: Buffer | null, body: { message: string }, idem: Idempotency | null): StoredResponse => {
+    const ticket = visitorTicket(ctx, a, id, tokenHash);
+    const replay = idem && findReplay(db, idem, now);
+    if (replay) return replay;
+    charge(db, { site: a.site, environment: a.environment, action: 'message.create', now, tickets: 0, messages: 1 });
+    if (ticket.status === 'closed') setTicketStatus(db, ticket, 'open', now);
+    const message = insertMessage(db, {
+      id: newId('msg'), ticket_seq: ticket.seq, author: 'visitor', author_name: null, body: body.message, created_at: now,
+    });
+    const response: StoredResponse = { status: 201, body: JSON.stringify({ message: messageToApi(message, ticket.id) }) };
+    if (idem) rememberResponse(db, idem, response, now);
+    return response;
+  };
+
+  router.post('/:serviceId/tickets/:id/messages', async (req, res) => {
     const id = req.params.id;
     const tokenHash = visitorTokenHash(req);
-    let written = false;
-    const out = admitAndWrite(ctx, req, res, (a, now): StoredResponse => {
+    let out: StoredResponse;
+    if (userTokenHeader(req) === undefined) {
+      // The hot path: the rate limit, the ticket check, replay, charge, reopen and insert are one
+      // IMMEDIATE transaction (see admitAndWrite), a handful of prepared statements and one commit.
+      out = admitAndWrite(ctx, req, res, (a, now) => {
+        const body = parseOr400(PostMessageBody, req.body);
+        const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets/${id}/messages`);
+        return postMessage(a, now, id, tokenHash, body, idem);
+      });
+    } else {
+      // A signed-in visitor: the user token is verified (asynchronously) between the ticket check
+      // and the write, so this path takes the rate limit and the write in two transactions.
+      const a = admit(ctx, req, res);
       const body = parseOr400(PostMessageBody, req.body);
       const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets/${id}/messages`);
-      const ticket = visitorTicket(ctx, a, id, tokenHash);
-      const replay = idem && findReplay(db, idem, now);
-      if (replay) return replay;
-      charge(db, { site: a.site, environment: a.environment, action: 'message.create', now, tickets: 0, messages: 1 });
-      if (ticket.status === 'closed') setTicketStatus(db, ticket, 'open', now);
-      const message = insertMessage(db, {
-        id: newId('msg'), ticket_seq: ticket.seq, author: 'visitor', author_name: null, body: body.message, created_at: now,
-      });
-      const response: StoredResponse = { status: 201, body: JSON.stringify({ message: messageToApi(message, ticket.id) }) };
-      if (idem) rememberResponse(db, idem, response, now);
-      written = true;
-      return response;
-    });
-    if (written) ctx.events.notify();
+      visitorTicket(ctx, a, id, tokenHash);
+      await checkUserTokenHeader(ctx, a.site, req);
+      const now = ctx.clock();
+      out = db.transaction(() => postMessage(a, now, id, tokenHash, body, idem)).immediate();
+    }
+    if (out.status === 201) ctx.events.notify();
     sendStored(res, out);
   });
 

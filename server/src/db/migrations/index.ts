@@ -1,6 +1,7 @@
 // Numbered migrations in an explicit list; applied in order at start-up, each recorded.
 import type { Database } from 'better-sqlite3';
 import * as m001 from './001-init.js';
+import * as m002 from './002-visitor-tokens.js';
 
 export interface Migration {
   version: number;
@@ -8,7 +9,10 @@ export interface Migration {
   up: (db: Database) => void;
 }
 
-export const migrations: readonly Migration[] = [{ version: 1, name: '001-init', up: m001.up }];
+export const migrations: readonly Migration[] = [
+  { version: 1, name: '001-init', up: m001.up },
+  { version: 2, name: '002-visitor-tokens', up: m002.up },
+];
 
 /** Applies every pending migration inside one IMMEDIATE transaction; safe when several processes start at once. */
 export function migrate(db: Database, now: () => number = Date.now): number[] {
