@@ -26,6 +26,18 @@ describe('createApi', () => {
     expect(init.body).toBe('{"message":"hi"}');
   });
 
+  it("lists the signed-in user's newest ticket with X-User-Token, and asks /config without it", async () => {
+    const fetch = vi.fn(async () => reply(200, { tickets: [], next_cursor: null }));
+    const api = client(fetch);
+    expect(await api.userTickets()).toEqual({ tickets: [], next_cursor: null });
+    await api.config();
+    const [[url, init], [, config]] = fetch.mock.calls as unknown as [[string, RequestInit], [string, RequestInit]];
+    expect([url, init.method]).toEqual(['https://api.example/v1/widget/acme-help/tickets?limit=1', 'GET']);
+    expect(init.headers).toEqual({ 'X-Parley-Key': 'pk_test_x', 'X-User-Token': 'u.t' });
+    // An expired token in a cached page must not stop the widget from starting.
+    expect(config.headers).toEqual({ 'X-Parley-Key': 'pk_test_x' });
+  });
+
   it('turns the error envelope and Retry-After into an ApiError', async () => {
     const fetch = async () =>
       reply(429, { error: { code: 'rate_limit_exceeded', message: 'slow down', request_id: 'r' } }, { 'Retry-After': '9' });

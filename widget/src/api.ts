@@ -5,6 +5,7 @@ import type {
   ErrorCode,
   MessageResponse,
   MessagesResponse,
+  UserTicketsResponse,
   WidgetConfigResponse,
 } from '@parley/shared';
 
@@ -90,7 +91,10 @@ export function createApi(o: ApiOptions) {
   }
 
   return {
-    config: () => call<WidgetConfigResponse>('GET', '/config', headers()),
+    // Without X-User-Token: an expired token in a cached page must not keep the widget from starting.
+    config: () => call<WidgetConfigResponse>('GET', '/config', { 'X-Parley-Key': o.key }),
+    /** The signed-in user's newest ticket on this site, with a visitor token for it (X-User-Token). */
+    userTickets: () => call<UserTicketsResponse>('GET', '/tickets?limit=1', headers()),
     createTicket: (body: CreateTicketRequest, idempotencyKey: string) =>
       call<CreateTicketResponse>('POST', '/tickets', headers(undefined, idempotencyKey, true), body),
     messages: (ticketId: string, visitorToken: string, after?: string) =>

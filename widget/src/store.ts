@@ -19,7 +19,8 @@ export interface Item {
 }
 
 export interface State {
-  phase: 'starting' | 'ready' | 'off';
+  /** `identify`: the site requires identity and no user token is known yet, so nothing is shown. */
+  phase: 'starting' | 'ready' | 'identify' | 'off';
   open: boolean;
   siteName: string;
   greeting: string;
@@ -85,6 +86,9 @@ export function createStore(d: StoreDeps) {
   const outbox = new Map<string, Outgoing>();
   let saved: Saved | null = null;
   let userToken = d.userToken;
+  /** The last token the server refused: token-expired is emitted once for it, and identify() ignores it. */
+  let dead: string | undefined;
+  let requireIdentity = false;
   let lastId: string | undefined;
   let stopStream: (() => void) | undefined;
   let queue: Promise<void> = Promise.resolve();
@@ -139,6 +143,21 @@ export function createStore(d: StoreDeps) {
     set({ hasTicket: false, closed: false, items: state.items.filter((i) => i.state) });
   }
 
+  /** Once per refused token, the page is asked for a new one (it answers with Parley.identify). */
+  function expired(): void {
+    if (dead === userToken) return;
+    dead = userToken;
+    d.emitter.emit('token-expired');
+  }
+
+  /** A refusal of loading, listing or following: a gone ticket is forgotten, a passing failure tried again. */
+  function failed(e: unknown, again: () => void): void {
+    if (!(e instanceof ApiError)) return;
+    if (e.status === 404) forget();
+    else if (e.code === 'invalid_user_token') expired();
+    else if (e.transient) setTimeout(again, 5_000);
+  }
+
   async function catchUp(): Promise<void> {
     if (!saved) return;
     const s = saved;
@@ -172,8 +191,7 @@ export function createStore(d: StoreDeps) {
       onFatal: (err) => {
         if (saved !== s) return;
         stopStream = undefined;
-        if (err.status === 404) forget();
-        else if (err.code === 'invalid_user_token') d.emitter.emit('token-expired');
+        failed(err, startStream);
       },
       timing: d.streamTiming,
     });
@@ -190,10 +208,30 @@ export function createStore(d: StoreDeps) {
       set({ closed: res.ticket.status === 'closed' });
       startStream();
     } catch (e) {
-      if (saved !== s) return;
-      if (e instanceof ApiError && e.status === 404) forget();
-      else if (e instanceof ApiError && e.transient) setTimeout(() => void load(), 5_000);
+      if (saved === s) failed(e, load);
     }
+  }
+
+  /** A signed-in user without a stored ticket (a new device) continues their newest one. */
+  async function resume(): Promise<void> {
+    const at = epoch;
+    if (saved || !userToken) return;
+    try {
+      const t = (await d.api.userTickets()).tickets[0];
+      if (at !== epoch || saved || !t) return;
+      adopt({ ticketId: t.ticket.id, visitorToken: t.visitor_token }, true);
+      await load();
+    } catch (e) {
+      if (at === epoch && !saved) failed(e, () => (queue = queue.then(resume)));
+    }
+  }
+
+  /** Opens or closes the panel; before it can be shown (starting, waiting for identity), remembers the wish. */
+  function setOpen(open: boolean): void {
+    wantOpen = open;
+    if (state.phase !== 'ready' || open === state.open) return;
+    set({ open, unread: open ? 0 : state.unread });
+    d.emitter.emit(open ? 'open' : 'close');
   }
 
   function enqueue(key: string): void {
@@ -252,7 +290,7 @@ export function createStore(d: StoreDeps) {
       case 'invalid_user_token':
         renew();
         patchItem(key, { state: 'waiting' });
-        if (e.code === 'invalid_user_token') d.emitter.emit('token-expired');
+        if (e.code === 'invalid_user_token') expired();
         return set({ notice: e.code === 'identity_required' ? TEXT.signIn : TEXT.expired });
       case 'rate_limit_exceeded':
         patchItem(key, { state: 'failed' });
@@ -295,31 +333,25 @@ export function createStore(d: StoreDeps) {
         d.emitter.emit('error', { code: err.code, message: err.message });
         return;
       }
+      requireIdentity = config.widget.require_identity;
       set({
-        phase: 'ready',
+        phase: requireIdentity && !userToken ? 'identify' : 'ready',
         siteName: config.site.name,
         greeting: config.widget.greeting,
         color: config.widget.color,
         position: config.widget.position === 'bottom-left' ? 'bottom-left' : 'bottom-right',
       });
       d.emitter.emit('ready');
-      if (wantOpen) this.setOpen(true);
+      setOpen(wantOpen);
       const stored = d.storage.get();
       if (stored && !saved) {
         adopt(stored, false);
         await load();
       }
+      queue = queue.then(resume);
     },
 
-    setOpen(open: boolean): void {
-      if (state.phase !== 'ready') {
-        wantOpen = open;
-        return;
-      }
-      if (open === state.open) return;
-      set({ open, unread: open ? 0 : state.unread });
-      d.emitter.emit(open ? 'open' : 'close');
-    },
+    setOpen,
 
     /** Sends a visitor message; false when there is nothing to send. */
     send(text: string, visitor?: { name?: string; email?: string }): boolean {
@@ -338,22 +370,39 @@ export function createStore(d: StoreDeps) {
       if (outbox.has(key)) enqueue(key);
     },
 
-    /** Sets the signed user token and resumes messages that were waiting for it. */
+    /**
+     * Sets the signed user token: shows the launcher a site requiring identity kept back, continues
+     * the user's newest ticket when none is stored, reconnects what a refused token stopped and
+     * resends messages that were waiting for it. A conversation already shown is kept (reset() is
+     * the way to switch users). The token that was just refused is ignored, so a page answering
+     * token-expired with the same token makes no loop.
+     */
     identify(token: string | undefined): void {
+      if (token && token === dead) return;
       userToken = token || undefined;
-      if (!userToken) return;
+      if (!userToken || state.phase === 'starting' || state.phase === 'off') return;
+      if (state.phase === 'identify') {
+        set({ phase: 'ready' });
+        setOpen(wantOpen);
+      }
+      if (saved && !stopStream) void (lastId ? startStream() : load());
+      queue = queue.then(resume);
       const waiting = state.items.filter((i) => i.state === 'waiting');
       if (waiting.length) set({ notice: '' });
       for (const i of waiting) enqueue(i.key);
     },
 
-    /** Forgets the visitor: storage, ticket, messages and user token. */
+    /** Forgets the visitor: storage, ticket, messages and user token (and hides a launcher that needs one). */
     reset(): void {
       epoch++;
       outbox.clear();
       forget();
       userToken = undefined;
       set({ items: [], unread: 0, notice: '', announcement: '' });
+      if (requireIdentity && state.phase === 'ready') {
+        setOpen(false);
+        set({ phase: 'identify' });
+      }
     },
 
     /** Another tab created or forgot the conversation. */

@@ -45,8 +45,12 @@ const id = (prefix: string) => `${prefix}_${(++seq).toString(36).padStart(24, '0
 export function fakeParley() {
   const requests: Recorded[] = [];
   const overrides: Override[] = [];
-  const tickets = new Map<string, { token: string; ticket: Ticket; messages: Message[] }>();
-  const streams = new Set<{ ticketId: string; push(text: string): void }>();
+  const tickets = new Map<string, { token: string; ticket: Ticket; messages: Message[]; user?: string }>();
+  const streams = new Set<{ ticketId: string; push(text: string): void; end(): void }>();
+  /** User tokens the fake refuses with 401 invalid_user_token, as the server does an expired one. */
+  const expiredTokens = new Set<string>();
+  /** A fake user token is `<user id>.<anything>`: several tokens of one user share the part before the dot. */
+  const userOf = (token: unknown) => (typeof token === 'string' ? token.split('.')[0] : undefined);
   let config = {
     site: { service_id: SERVICE_ID, name: 'Acme Help' },
     widget: { greeting: 'Hi! How can we help?', color: '#2563eb', position: 'bottom-right', require_identity: false },
@@ -66,12 +70,22 @@ export function fakeParley() {
     if (!m || m[1] !== SERVICE_ID) return refusal(404, 'not_found');
     const rest = m[2]!;
     if (r.method === 'GET' && rest === '/config') return respond(200, config);
+    const userToken = r.headers['x-user-token'] ?? r.body?.user_token;
+    if (expiredTokens.has(userToken as string)) return refusal(401, 'invalid_user_token');
+    if (r.method === 'GET' && rest === '/tickets') {
+      if (!userToken) return refusal(401, 'invalid_user_token');
+      const mine = [...tickets.values()].filter((t) => t.user === userOf(userToken)).reverse();
+      const limit = Number(r.url.searchParams.get('limit') ?? 10);
+      return respond(200, { tickets: mine.slice(0, limit).map((t) => ({ ticket: t.ticket, visitor_token: t.token })), next_cursor: null });
+    }
     if (r.method === 'POST' && rest === '/tickets') {
+      if (config.widget.require_identity && !userToken) return refusal(403, 'identity_required');
       const ticketId = id('tkt');
-      const ticket = { id: ticketId, status: 'open', environment: 'test' } as Ticket;
+      const user = userOf(userToken);
+      const ticket = { id: ticketId, status: 'open', environment: 'test', user: user ? { id: user, name: null, email: null } : null } as Ticket;
       const first = message(ticketId, 'visitor', String(r.body?.message ?? '').trim());
       const token = `vt_${ticketId}`;
-      tickets.set(ticketId, { token, ticket, messages: [first] });
+      tickets.set(ticketId, { token, ticket, messages: [first], user });
       return respond(201, { ticket, visitor_token: token, messages: [first] });
     }
     const t = /^\/tickets\/([^/]+)\/(messages|events)$/.exec(rest);
@@ -93,10 +107,17 @@ export function fakeParley() {
   function openStream(r: Recorded, signal: AbortSignal | undefined): FakeResponse {
     const ticketId = decodeURIComponent(/\/tickets\/([^/]+)\/events$/.exec(r.path)![1]!);
     const encoder = new TextEncoder();
-    let entry: { ticketId: string; push(text: string): void };
+    let entry: { ticketId: string; push(text: string): void; end(): void };
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
-        entry = { ticketId, push: (text) => controller.enqueue(encoder.encode(text)) };
+        entry = {
+          ticketId,
+          push: (text) => controller.enqueue(encoder.encode(text)),
+          end: () => {
+            streams.delete(entry);
+            controller.close();
+          },
+        };
         streams.add(entry);
         signal?.addEventListener('abort', () => {
           streams.delete(entry);
@@ -107,6 +128,10 @@ export function fakeParley() {
           }
         });
         controller.enqueue(encoder.encode(': connected\n\n'));
+        // Like the server, Last-Event-ID (a message id) replays the messages written after it.
+        const all = tickets.get(ticketId)?.messages ?? [];
+        const after = all.findIndex((x) => x.id === r.headers['last-event-id']);
+        if (after >= 0) for (const msg of all.slice(after + 1)) entry.push(`event: message\nid: ${msg.id}\ndata: ${JSON.stringify(msg)}\n\n`);
       },
       cancel() {
         streams.delete(entry);
@@ -154,11 +179,11 @@ export function fakeParley() {
     failNext(when: (r: Recorded) => boolean, res: FakeResponse | 'network') {
       overrides.push((r) => (when(r) ? res : undefined));
     },
-    /** A ticket made as another tab would make it; returns what that tab stores. */
-    createTicketDirectly(body: string) {
+    /** A ticket made as another tab (or, with `user`, that user on another device) would make it; returns what that tab stores. */
+    createTicketDirectly(body: string, user?: string) {
       const ticketId = id('tkt');
-      const ticket = { id: ticketId, status: 'open', environment: 'test' } as Ticket;
-      tickets.set(ticketId, { token: `vt_${ticketId}`, ticket, messages: [message(ticketId, 'visitor', body)] });
+      const ticket = { id: ticketId, status: 'open', environment: 'test', user: user ? { id: user, name: null, email: null } : null } as Ticket;
+      tickets.set(ticketId, { token: `vt_${ticketId}`, ticket, messages: [message(ticketId, 'visitor', body)], user });
       return { ticketId, visitorToken: `vt_${ticketId}` };
     },
     /** An agent writes a reply; open streams of that ticket receive it as a `message` event. */
@@ -170,6 +195,14 @@ export function fakeParley() {
       return msg;
     },
     openStreams: () => streams.size,
+    /** The server ends every open stream (a deploy, a proxy timeout); the widget reconnects. */
+    endStreams() {
+      for (const s of [...streams]) s.end();
+    },
+    /** From now on the server refuses `token` with 401 invalid_user_token (it expired). */
+    expire(token: string) {
+      expiredTokens.add(token);
+    },
   };
 }
 

@@ -284,6 +284,172 @@ describe('refusals in plain words', () => {
   });
 });
 
+describe('signed-in users (identity verification)', () => {
+  /** The list requests the widget made (GET /tickets), with their user tokens. */
+  const listed = () => fake.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/tickets')).map((r) => r.headers['x-user-token']);
+
+  it('continues the newest ticket of the user of data-user-token on a device with nothing stored', async () => {
+    fake.createTicketDirectly('An older question', 'ada');
+    const { ticketId } = fake.createTicketDirectly('Asked on my phone', 'ada');
+    fake.createTicketDirectly('Somebody else', 'bob');
+    widget = start(fake, { 'data-user-token': 'ada.t1' });
+    await waitFor(() => expect(JSON.parse(saved()!)).toEqual({ ticketId, visitorToken: `vt_${ticketId}` }));
+    const list = fake.requests.find((r) => r.path.endsWith('/tickets'))!;
+    expect(list.url.search).toBe('?limit=1');
+    expect(list.headers['x-user-token']).toBe('ada.t1');
+    await openPanel();
+    expect(await ui().findByText('Asked on my phone')).toBeTruthy();
+    expect(ui().queryByText('An older question')).toBeNull();
+    expect(ui().queryByRole('textbox', { name: 'Your name (optional)' })).toBeNull();
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    fake.agentReply(ticketId, 'Welcome back, Ada.');
+    expect(await ui().findByText('Welcome back, Ada.')).toBeTruthy();
+    await type('Same problem here');
+    await waitFor(() => expect(fake.tickets.get(ticketId)!.messages.map((m) => m.body)).toContain('Same problem here'));
+    expect(fake.tickets.size).toBe(3);
+  });
+
+  it('lists on Parley.identify when nothing is stored, and keeps a conversation that is', async () => {
+    const { ticketId } = fake.createTicketDirectly('From my laptop', 'ada');
+    widget = start(fake);
+    await launcher();
+    expect(listed()).toEqual([]);
+    Parley().identify('ada.t1');
+    await waitFor(() => expect(JSON.parse(saved()!).ticketId).toBe(ticketId));
+    await openPanel();
+    expect(await ui().findByText('From my laptop')).toBeTruthy();
+    expect(listed()).toEqual(['ada.t1']);
+
+    // Already in a conversation: identify (even as someone else) keeps it; reset() is the logout.
+    const other = fake.createTicketDirectly('Bob asked', 'bob');
+    Parley().identify('bob.t1');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(listed()).toEqual(['ada.t1']);
+    expect(JSON.parse(saved()!).ticketId).toBe(ticketId);
+    Parley().reset();
+    await waitFor(() => expect(ui().queryByText('From my laptop')).toBeNull());
+    Parley().identify('bob.t2');
+    expect(await ui().findByText('Bob asked')).toBeTruthy();
+    expect(JSON.parse(saved()!).ticketId).toBe(other.ticketId);
+  });
+
+  it('lists when the stored ticket is gone, and starts a new ticket when the user has none', async () => {
+    localStorage.setItem(`parley:${SERVICE_ID}`, JSON.stringify({ ticketId: 'tkt_gone', visitorToken: 'vt_x' }));
+    const { ticketId } = fake.createTicketDirectly('Still here', 'ada');
+    widget = start(fake, { 'data-user-token': 'ada.t1' });
+    await waitFor(() => expect(saved() && JSON.parse(saved()!).ticketId).toBe(ticketId));
+    widget.destroy();
+    localStorage.clear();
+    fake.requests.length = 0;
+
+    widget = start(fake, { 'data-user-token': 'cleo.t1' });
+    await openPanel();
+    await waitFor(() => expect(listed()).toEqual(['cleo.t1']));
+    await type('My first question');
+    await waitFor(() => expect(fake.tickets.size).toBe(2));
+    const post = fake.requests.find((r) => r.method === 'POST')!;
+    expect(post.body).toMatchObject({ message: 'My first question', user_token: 'cleo.t1' });
+    expect([...fake.tickets.values()].pop()!.ticket.user).toMatchObject({ id: 'cleo' });
+  });
+
+  it('keeps the launcher back while the site requires identity and no token is known, until Parley.identify', async () => {
+    fake.setConfig({ require_identity: true });
+    const { ticketId } = fake.createTicketDirectly('Yesterday', 'ada');
+    widget = start(fake);
+    const ready = vi.fn();
+    Parley().on('ready', ready);
+    await waitFor(() => expect(ready).toHaveBeenCalled());
+    Parley().open(); // remembered, not shown
+    await new Promise((r) => setTimeout(r, 20));
+    expect(widget.host.shadowRoot!.querySelector('.root')).toBeNull();
+    expect(fake.calls().map((r) => r.path)).toEqual([`/v1/widget/${SERVICE_ID}/config`]);
+
+    Parley().identify('ada.t1');
+    await launcher();
+    expect(await ui().findByRole('dialog')).toBeTruthy();
+    expect(await ui().findByText('Yesterday')).toBeTruthy();
+    expect(JSON.parse(saved()!).ticketId).toBe(ticketId);
+
+    // Logging out hides it again, and forgets the conversation.
+    Parley().reset();
+    await waitFor(() => expect(widget!.host.shadowRoot!.querySelector('.root')).toBeNull());
+    expect(saved()).toBeNull();
+    Parley().identify('ada.t2');
+    const button = await launcher();
+    expect(button.getAttribute('aria-expanded')).toBe('false');
+  });
+
+  it('shows the launcher at once on a site requiring identity when data-user-token is set', async () => {
+    fake.setConfig({ require_identity: true });
+    widget = start(fake, { 'data-user-token': 'ada.t1' });
+    await openPanel();
+    await type('Hello');
+    await waitFor(() => expect(fake.tickets.size).toBe(1));
+    expect(fake.requests.find((r) => r.method === 'POST')!.body).toMatchObject({ user_token: 'ada.t1' });
+  });
+
+  it('asks the page once per expired token, then resumes the stream and resends with the new one', async () => {
+    widget = start(fake, { 'data-user-token': 'ada.t1' });
+    let answer = 'ada.t1'; // what the page's token-expired handler hands back: at first its stale token
+    const expired = vi.fn(() => Parley().identify(answer));
+    Parley().on('token-expired', expired);
+    await openPanel();
+    await type('Hello');
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    const [ticketId] = [...fake.tickets.keys()];
+
+    // The token expires; the server ends the stream and refuses the reconnect.
+    fake.expire('ada.t1');
+    fake.endStreams();
+    await waitFor(() => expect(expired).toHaveBeenCalledTimes(1));
+    fake.agentReply(ticketId!, 'Reply while you were away');
+    await type('Still there?');
+    expect(await ui().findByText('Waiting for sign-in…')).toBeTruthy();
+    expect((await ui().findByRole('alert')).textContent).toBe('Your session has expired. Please sign in again to send messages.');
+    await new Promise((r) => setTimeout(r, 30));
+    expect(expired).toHaveBeenCalledTimes(1); // not again for the same token, and the stale answer made no loop
+    expect(fake.openStreams()).toBe(0);
+    expect(ui().queryByText('Reply while you were away')).toBeNull();
+
+    Parley().identify('ada.t2');
+    expect(await ui().findByText('Reply while you were away')).toBeTruthy();
+    await waitFor(() => expect(fake.tickets.get(ticketId!)!.messages.map((m) => m.body)).toContain('Still there?'));
+    await waitFor(() => expect(ui().queryByText('Waiting for sign-in…')).toBeNull());
+    expect(ui().queryByRole('alert')).toBeNull();
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    expect(fake.requests.filter((r) => r.path.endsWith('/events')).pop()!.headers['x-user-token']).toBe('ada.t2');
+    fake.agentReply(ticketId!, 'Live again');
+    expect(await ui().findByText('Live again')).toBeTruthy();
+
+    // The next expiry is asked about again; a page that answers at once keeps the chat live.
+    answer = 'ada.t3';
+    fake.expire('ada.t2');
+    fake.endStreams();
+    await waitFor(() => expect(expired).toHaveBeenCalledTimes(2));
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    fake.agentReply(ticketId!, 'Third time');
+    expect(await ui().findByText('Third time')).toBeTruthy();
+    expect(expired).toHaveBeenCalledTimes(2);
+    expect(fake.tickets.size).toBe(1);
+  });
+
+  it('asks for a new token when loading the stored conversation is refused, then loads it', async () => {
+    const stored = fake.createTicketDirectly('Stored question', 'ada');
+    localStorage.setItem(`parley:${SERVICE_ID}`, JSON.stringify(stored));
+    fake.expire('ada.old');
+    widget = start(fake, { 'data-user-token': 'ada.old' });
+    const expired = vi.fn();
+    Parley().on('token-expired', expired);
+    await openPanel();
+    await waitFor(() => expect(expired).toHaveBeenCalledTimes(1));
+    expect(ui().queryByText('Stored question')).toBeNull();
+    Parley().identify('ada.new');
+    expect(await ui().findByText('Stored question')).toBeTruthy();
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    expect(expired).toHaveBeenCalledTimes(1);
+  });
+});
+
 describe('keyboard and screen readers', () => {
   it('moves focus into the labelled dialog on open, closes on Escape and returns focus to the launcher', async () => {
     widget = start(fake);
