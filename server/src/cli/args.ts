@@ -25,6 +25,22 @@ export const COMMON: Options = {
   help: { type: 'boolean', short: 'h', default: false },
 };
 
+/**
+ * True when the arguments ask for help: `--help` or `-h` anywhere before a `--`. Checked before
+ * anything else, so a request for help is never answered with a usage error (a missing required
+ * flag, say) or a configuration error from the environment.
+ */
+export function wantsHelp(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
+
+/** Prints a command's usage on stdout for --help; the exit code is 0. */
+export function printUsage(usage: string): number {
+  process.stdout.write(`usage: ${usage}\n`);
+  return 0;
+}
+
 /** Parses `argv` strictly; unknown flags and missing values become a UsageError. */
 export function parse(argv: string[], options: Options, usage: string) {
   try {

@@ -14,7 +14,7 @@ import { findWorkspaceByName } from '../db/workspaces.js';
 import { ALL_SCOPES, createSite, createWorkspace } from '../services/provisioning.js';
 import { startServer } from '../server.js';
 import { sha256 } from '../util.js';
-import { intFlag, UsageError } from './args.js';
+import { intFlag, printUsage, UsageError, wantsHelp } from './args.js';
 import { serveConfig } from './serve.js';
 
 const USAGE = 'parley demo [--port 8787] [--page-port 8788] [--host 127.0.0.1] [--db PATH]';
@@ -111,6 +111,7 @@ header,main{max-width:760px;margin:0 auto;padding:24px}h1{margin:0 0 8px}
 pre{background:#111827;color:#f9fafb;padding:16px;border-radius:8px;overflow:auto;font-size:13px}`;
 
 export async function demoCommand(argv: string[]): Promise<number | undefined> {
+  if (wantsHelp(argv)) return printUsage(USAGE);
   const pageIndex = argv.findIndex((a) => a === '--page-port' || a.startsWith('--page-port='));
   let pagePortText: string | undefined;
   if (pageIndex >= 0) {

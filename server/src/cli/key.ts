@@ -6,7 +6,7 @@ import type { DB } from '../db/open.js';
 import { ApiError } from '../errors.js';
 import { createKey, fullRights, listKeysFor, MAX_GRACE_SECONDS, revokeKeyNow, rotateKey } from '../services/keys.js';
 import { iso } from '../util.js';
-import { intFlag, output, parse, UsageError } from './args.js';
+import { intFlag, output, parse, printUsage, UsageError, wantsHelp } from './args.js';
 import { openCliDb } from './context.js';
 import { resolveWorkspace } from './site.js';
 
@@ -152,12 +152,9 @@ function run(db: DB, sub: string, values: Values, args: string[]): { doc: unknow
 }
 
 export function keyCommand(argv: string[]): number {
+  if (wantsHelp(argv)) return printUsage(USAGE);
   const { values, positionals } = parse(argv, FLAGS, USAGE);
   const [sub, ...args] = positionals;
-  if (values.help) {
-    process.stdout.write(`usage: ${USAGE}\n`);
-    return 0;
-  }
   if (!sub) throw new UsageError('key needs a command: create, list, revoke or rotate', USAGE);
   if (!['create', 'list', 'revoke', 'rotate'].includes(sub)) throw new UsageError(`unknown key command ${JSON.stringify(sub)}`, USAGE);
   const db = openCliDb(values.db as string | undefined);

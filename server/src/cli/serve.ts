@@ -1,9 +1,10 @@
 // `parley serve`: run the API server (optionally as N worker processes on one port).
 import { loadConfig, type Config } from '../config.js';
 import { serve } from '../main.js';
-import { parse } from './args.js';
+import { parse, printUsage, wantsHelp } from './args.js';
 
-const USAGE = 'parley serve [--port 8787] [--host 127.0.0.1] [--db PATH] [--workers N] [--durability normal|full] [--log-level L]';
+const USAGE =
+  'parley serve [--port 8787] [--host 127.0.0.1] [--db PATH] [--workers N] [--durability normal|full] [--log-level L] [--trust-proxy V]';
 
 /** Flags of serve-like commands, as config overrides (flags beat the environment). */
 export function serveConfig(argv: string[], usage = USAGE): { config: Config; positionals: string[] } {
@@ -31,6 +32,7 @@ export function serveConfig(argv: string[], usage = USAGE): { config: Config; po
 }
 
 export async function serveCommand(argv: string[]): Promise<number | undefined> {
+  if (wantsHelp(argv)) return printUsage(USAGE);
   const { config, positionals } = serveConfig(argv);
   if (positionals.length) throw new (await import('./args.js')).UsageError('serve takes no arguments', USAGE);
   await serve(config);

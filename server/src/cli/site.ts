@@ -5,7 +5,7 @@ import { siteToApi } from '../db/sites.js';
 import { findOnlyWorkspace, findWorkspaceById } from '../db/workspaces.js';
 import { ApiError } from '../errors.js';
 import { createSite } from '../services/provisioning.js';
-import { intFlag, output, parse, UsageError } from './args.js';
+import { intFlag, output, parse, printUsage, UsageError, wantsHelp } from './args.js';
 import { openCliDb } from './context.js';
 
 const USAGE =
@@ -25,6 +25,7 @@ export function resolveWorkspace(db: DB, id: string | undefined): string {
 }
 
 export function siteCommand(argv: string[]): number {
+  if (wantsHelp(argv)) return printUsage(USAGE);
   const { values, positionals } = parse(
     argv,
     {

@@ -2,12 +2,13 @@
 import { keyToApi } from '../db/keys.js';
 import { createWorkspace } from '../services/provisioning.js';
 import { iso } from '../util.js';
-import { output, parse, UsageError } from './args.js';
+import { output, parse, printUsage, UsageError, wantsHelp } from './args.js';
 import { openCliDb } from './context.js';
 
 const USAGE = 'parley workspace create <name> [--db PATH] [--json]';
 
 export function workspaceCommand(argv: string[]): number {
+  if (wantsHelp(argv)) return printUsage(USAGE);
   const { values, positionals } = parse(argv, {}, USAGE);
   const [sub, name, ...rest] = positionals;
   if (sub !== 'create') throw new UsageError(`unknown workspace command ${JSON.stringify(sub ?? '')}`, USAGE);
