@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import type { AppContext } from './context.js';
+import { startCheckpointer } from './db/checkpoint.js';
 import { openDatabase } from './db/open.js';
 import { EventFeed } from './events.js';
 import { createLogger } from './logger.js';
@@ -79,6 +80,7 @@ export async function startServer(opts: StartOptions): Promise<Running> {
     server.once('error', reject);
     server.listen(opts.config.port, opts.config.host, () => resolve());
   });
+  const checkpointer = startCheckpointer(ctx.db, ctx.logger);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : opts.config.port;
   let closed: Promise<void> | undefined;
@@ -93,8 +95,11 @@ export async function startServer(opts: StartOptions): Promise<Running> {
         clearTimeout(force);
         clearInterval(idle);
         ctx.events.close();
-        ctx.db.close();
-        resolve();
+        // The thread's connection closes first, so this one (the last) checkpoints and removes the WAL.
+        void (checkpointer?.stop() ?? Promise.resolve()).then(() => {
+          ctx.db.close();
+          resolve();
+        });
       });
       server.closeIdleConnections();
     });
