@@ -51,6 +51,21 @@ describe('scrub', () => {
     expect(leaks(JSON.stringify(scrub(deep)))).toEqual([]);
   });
 
+  it('redacts fields named like secrets at any depth and in any case, whatever their value', () => {
+    const out = scrub({
+      token: 'plain-looking',
+      req: { headers: { Authorization: 'Basic dXNlcjpwYXNz', Cookie: 'sid=abc', 'X-Parley-Key': 'whatever', accept: '*/*' } },
+      deep: { a: { b: { private_key_pem: 'PEM', key: { nested: 'object' }, user_token: 'u', name: 'kept' } } },
+      none: { secret: null },
+    });
+    expect(out).toEqual({
+      token: '[REDACTED]',
+      req: { headers: { Authorization: '[REDACTED]', Cookie: '[REDACTED]', 'X-Parley-Key': '[REDACTED]', accept: '*/*' } },
+      deep: { a: { b: { private_key_pem: '[REDACTED]', key: '[REDACTED]', user_token: '[REDACTED]', name: 'kept' } } },
+      none: { secret: null },
+    });
+  });
+
   it('leaves look-alikes that are not secrets alone', () => {
     const text = 'pk_live_ alone, sk_prod_abcdefghijkl, vt_short, eyJ-not-a-jwt, key_abc123, tkt_XYZ';
     expect(scrub(text)).toBe(text);

@@ -1,5 +1,6 @@
-// Structured JSON logs (pino). Secrets never reach a log line: known fields are redacted and any
-// string that looks like a key or visitor token is scrubbed wherever it appears.
+// Structured JSON logs (pino). Secrets never reach a log line: fields named like secrets are
+// redacted at any depth and any string that looks like a key or visitor token is scrubbed wherever
+// it appears, both in one walk of what is logged.
 import { pino, type Logger, type DestinationStream } from 'pino';
 
 // No \b before keys: `%20sk_live_...` or `my_sk_live_...` must be caught too; the shape is specific enough.
@@ -10,7 +11,17 @@ function topFrame(err: Error): string | null {
   return frame ? frame.trim().slice(3) : null;
 }
 
-/** Replaces anything shaped like a key, visitor token or JWT with [REDACTED]. */
+/**
+ * Fields whose value is a secret whatever it looks like (compared lower-cased, at any depth). This
+ * walk replaced pino's `redact` paths (`key`, `*.key`, `headers.authorization`, ...): it covers the
+ * same names at every depth, and the access log line no longer pays for a second pass over it.
+ */
+const SECRET_FIELDS = new Set([
+  'key', 'secret', 'api_key', 'token', 'visitor_token', 'user_token', 'private_key_pem',
+  'authorization', 'cookie', 'x-parley-key', 'x-api-key', 'x-visitor-token', 'x-user-token',
+]);
+
+/** Replaces anything shaped like a key, visitor token or JWT, and any field named like a secret, with [REDACTED]. */
 export function scrub(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return value.replace(SECRET, '[REDACTED]');
   if (value === null || typeof value !== 'object') return value;
@@ -28,34 +39,50 @@ export function scrub(value: unknown, depth = 0): unknown {
     };
   }
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = scrub(v, depth + 1);
+  for (const [k, v] of Object.entries(value)) out[k] = SECRET_FIELDS.has(k.toLowerCase()) && v != null ? '[REDACTED]' : scrub(v, depth + 1);
   return out;
 }
 
+/** The longest a line waits in the stdout logger's buffer before it is written anyway. */
+export const LOG_FLUSH_MS = 100;
+
+/**
+ * Stdout, written asynchronously 4 KiB (about 15 access lines) at a time, and at least every
+ * LOG_FLUSH_MS: a request never waits for a write(2) of its access line, and at a steady 1,000
+ * requests a second one write replaces fifteen hand-offs to libuv's thread pool (the benchmark
+ * measured ~100 us of CPU per request for them at that rate). pino writes what is left
+ * synchronously when the process exits; a SIGKILL loses at most the last LOG_FLUSH_MS of lines.
+ */
+function stdoutDestination(): DestinationStream {
+  const dest = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  const timer = setInterval(() => {
+    try {
+      dest.flush();
+    } catch {
+      // destroyed (stdout closed): nothing left to write to
+    }
+  }, LOG_FLUSH_MS);
+  timer.unref();
+  return dest;
+}
+
+/** The logger of a process: stdout (see stdoutDestination) unless a `destination` is given. */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
     {
       level,
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: {
-        paths: [
-          'key', 'secret', 'api_key', 'token', 'visitor_token', 'user_token', 'private_key_pem',
-          '*.key', '*.secret', '*.api_key', '*.visitor_token', '*.user_token', '*.private_key_pem',
-          'headers.authorization', 'headers["x-parley-key"]', 'headers["x-api-key"]',
-          'headers["x-visitor-token"]', 'headers["x-user-token"]', 'headers.cookie',
-        ],
-        censor: '[REDACTED]',
-      },
       // pino's own err serializer would put the stack back (and call the scrubbed copy "Object").
       serializers: { err: (err: unknown) => scrub(err) },
-      formatters: { log: (obj) => scrub(obj) as Record<string, unknown> },
       hooks: {
+        // Every argument, so the message, printf-style arguments and an Error passed first (whose
+        // message pino would otherwise take as the message) are scrubbed as well as the fields.
         logMethod(args, method) {
           method.apply(this, args.map((a) => scrub(a)) as Parameters<typeof method>);
         },
       },
     },
-    destination,
+    destination ?? stdoutDestination(),
   );
 }

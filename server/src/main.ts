@@ -27,6 +27,8 @@ export async function serve(config: Config): Promise<void> {
   if (cluster.isWorker) process.on('disconnect', () => stop('disconnect'));
   // Announced only once the signal handlers are in place: a supervisor may send SIGTERM right after.
   logger.info({ url: `http://${config.host}:${running.port}`, worker: cluster.isWorker ? cluster.worker?.id : undefined }, 'Parley listening');
+  // Supervisors and tests wait for this line: out now, not with the next 4 KiB of log.
+  logger.flush();
 }
 
 async function runPrimary(config: Config): Promise<void> {

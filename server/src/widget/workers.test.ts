@@ -47,13 +47,19 @@ async function widget(serviceId: string, pk: string, method: string, path: strin
   return { status: r.status, json: JSON.parse(r.body || 'null') as any }; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
-/** Process ids that logged a request for `path` with `status`. */
-function servedBy(pathPart: string): Set<number> {
-  const pids = new Set<number>();
-  for (const l of server.logs() as { msg?: string; path?: string; pid?: number }[]) {
-    if (l.msg === 'request' && l.path?.includes(pathPart) && l.pid) pids.add(l.pid);
-  }
-  return pids;
+/**
+ * Process ids that logged a request for `path`, once both workers have: an access line reaches
+ * stdout shortly after its answer (the log is written asynchronously, at least every 100 ms).
+ */
+function servedBy(pathPart: string): Promise<Set<number>> {
+  const pids = () => {
+    const found = new Set<number>();
+    for (const l of server.logs() as { msg?: string; path?: string; pid?: number }[]) {
+      if (l.msg === 'request' && l.path?.includes(pathPart) && l.pid) found.add(l.pid);
+    }
+    return found;
+  };
+  return server.waitFor(() => (pids().size >= 2 ? pids() : undefined), `request lines for ${pathPart} from both workers`);
 }
 
 beforeAll(async () => {
@@ -81,7 +87,7 @@ describe('serve --workers 2', () => {
     const all = await Promise.all(Array.from({ length: 50 }, () => widget('rate-workers', pk, 'GET', '/config')));
     expect(all.filter((r) => r.status === 200)).toHaveLength(20);
     expect(all.filter((r) => r.status === 429)).toHaveLength(30);
-    expect(servedBy('/v1/widget/rate-workers/').size).toBe(2);
+    expect((await servedBy('/v1/widget/rate-workers/')).size).toBe(2);
   });
 
   it('500 concurrent ticket creations against a cap allowing 100 create exactly 100; spend equals the actions', async () => {
@@ -91,7 +97,7 @@ describe('serve --workers 2', () => {
     );
     expect(all.filter((r) => r.status === 201)).toHaveLength(100);
     expect(all.filter((r) => r.status === 402)).toHaveLength(400);
-    expect(servedBy('/v1/widget/cap-workers/').size).toBe(2);
+    expect((await servedBy('/v1/widget/cap-workers/')).size).toBe(2);
     const db = readOnly(dbPath);
     try {
       const ledger = spendLedger(db, 'cap-workers');
@@ -126,7 +132,7 @@ describe('serve --workers 2', () => {
         await stream.until(() => bodies().includes(`reply ${i}`), `reply ${i}`, 1000);
         expect(Date.now() - started).toBeLessThan(1000);
       }
-      expect(servedBy(`/v1/sites/live-workers/tickets/${id}/messages`).size).toBe(2);
+      expect((await servedBy(`/v1/sites/live-workers/tickets/${id}/messages`)).size).toBe(2);
       // And a write by a third process (this one) through the repositories.
       const db = openDatabase(dbPath);
       try {
