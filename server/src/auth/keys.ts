@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { formatKey, parseKey, type Environment, type KeyType } from '@parley/shared';
 import type { DB } from '../db/open.js';
 import { insertKey, findKeyById, type KeyRow, type KeyWithSite } from '../db/keys.js';
-import { newId, sha256 } from '../util.js';
+import { newId, pooledRandomBytes, sha256 } from '../util.js';
 
 export interface MintedKey {
   row: KeyWithSite;
@@ -50,5 +50,5 @@ export function mintKey(db: DB, req: MintRequest): MintedKey {
 
 /** A visitor token: 32 random bytes; the `vt_` prefix lets log scrubbing recognise it. */
 export function newVisitorToken(): string {
-  return `vt_${randomBytes(32).toString('base64url')}`;
+  return `vt_${pooledRandomBytes(32).toString('base64url')}`;
 }

@@ -1,15 +1,15 @@
 // Request-wide middleware: request ids, access logs, and the JSON body rules of SPEC section 6.
-import { randomBytes } from 'node:crypto';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { AppContext } from '../context.js';
 import { ApiError } from '../errors.js';
+import { pooledRandomBytes } from '../util.js';
 
 export const BODY_LIMIT_BYTES = 32 * 1024;
 
 /** Gives every request an id (echoed in `X-Request-Id` and error bodies) and logs it when done. */
 export function requestContext(ctx: AppContext): RequestHandler {
   return (req, res, next) => {
-    const id = `req_${randomBytes(12).toString('base64url')}`;
+    const id = `req_${pooledRandomBytes(12).toString('base64url')}`;
     const started = process.hrtime.bigint();
     res.locals.requestId = id;
     res.setHeader('X-Request-Id', id);
