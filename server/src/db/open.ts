@@ -7,6 +7,9 @@ import { migrate } from './migrations/index.js';
 export type Durability = 'normal' | 'full';
 export type DB = Database.Database;
 
+/** How long a connection waits for another one's lock before SQLITE_BUSY. */
+export const BUSY_TIMEOUT_MS = 5000;
+
 /** Opens (creating if needed) and migrates the database at `path`. */
 export function openDatabase(path: string, durability: Durability = 'normal'): DB {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -15,7 +18,7 @@ export function openDatabase(path: string, durability: Durability = 'normal'): D
   // NORMAL in WAL survives process crashes; FULL also survives power loss (an fsync per commit).
   db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   migrate(db);
   return db;
 }

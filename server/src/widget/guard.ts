@@ -5,6 +5,7 @@ import type { ErrorRequestHandler, Request, Response } from 'express';
 import { authenticatePublishable, recordKeyUse, type Auth } from '../auth/authenticate.js';
 import type { AppContext } from '../context.js';
 import { countRefusal } from '../db/meters.js';
+import { immediate } from '../db/transact.js';
 import type { SiteRow } from '../db/sites.js';
 import { ApiError } from '../errors.js';
 import { setRateLimitHeaders, takeToken, type RateDecision } from '../limits/ratelimit.js';
@@ -68,7 +69,7 @@ function rateLimited(res: Response, d: RateDecision, refusals: RefusalScope): Ap
 export function admit(ctx: AppContext, req: Request, res: Response): Admitted {
   const a = gate(ctx, req, res);
   const now = ctx.clock();
-  const d = ctx.db.transaction(() => takeSiteToken(ctx, a, now)).immediate();
+  const d = immediate(ctx.db, () => takeSiteToken(ctx, a, now));
   const refused = rateLimited(res, d, a.refusals);
   if (refused) throw refused;
   return a;
@@ -82,17 +83,17 @@ export function admit(ctx: AppContext, req: Request, res: Response): Admitted {
 export function admitAndWrite<T>(ctx: AppContext, req: Request, res: Response, work: (a: Admitted, now: number) => T): T {
   const a = gate(ctx, req, res);
   const now = ctx.clock();
-  const outcome = ctx.db.transaction((): { d: RateDecision; value?: T; refusal?: ApiError } => {
+  const outcome = immediate(ctx.db, (): { d: RateDecision; value?: T; refusal?: ApiError } => {
     const d = takeSiteToken(ctx, a, now);
     if (!d.allowed) return { d };
     try {
-      return { d, value: ctx.db.transaction(() => work(a, now))() };
+      return { d, value: immediate(ctx.db, () => work(a, now)) };
     } catch (err) {
       if (!(err instanceof ApiError) || err.status >= 500) throw err;
       countRefusalNow(ctx, a.site.id, a.environment, err.code, now);
       return { d, refusal: err };
     }
-  }).immediate();
+  });
   const refused = rateLimited(res, outcome.d, a.refusals) ?? outcome.refusal;
   if (refused) {
     a.refusals.counted = true;
