@@ -29,6 +29,7 @@ interface Run {
   processes: number;
   pids: number[];
   ratio?: number;
+  offered?: number;
 }
 
 function node(args: string[], timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -102,10 +103,14 @@ describe('pnpm bench --quick harness (tiny durations)', () => {
       expect(r.cpuCores.loadgen, r.label).toBeGreaterThan(0);
     }
     // Baselines alternate with Parley: one bare Express run before each Parley case.
-    const kinds = doc.runs.filter((r) => r.id !== 'case2-1000').map((r) => r.kind);
+    const kinds = doc.runs.filter((r) => r.offered === undefined).map((r) => r.kind);
     expect(kinds.slice(0, 2)).toEqual(['http', 'http']);
     for (let i = 2; i < kinds.length; i += 2) expect(kinds.slice(i, i + 2)).toEqual(['express', 'parley']);
-    for (const r of doc.runs.filter((x) => x.kind === 'parley' && x.id !== 'case2-1000')) expect(r.ratio, r.label).toBeGreaterThan(0);
+    for (const r of doc.runs.filter((x) => x.kind === 'parley' && x.offered === undefined)) expect(r.ratio, r.label).toBeGreaterThan(0);
+    // The fixed-rate case is open loop, at the offered rate, after bare Express at the same rate.
+    const paced = doc.runs.filter((r) => r.offered !== undefined);
+    expect(paced.map((r) => [r.kind, r.id])).toEqual([['express', 'express-POST-1000'], ['parley', 'case2-1000']]);
+    for (const r of paced) expect(r.offered).toBe(1000);
     // Two workers are two processes under their primary, all sampled.
     expect(doc.runs.find((r) => r.id === 'case1-w2')!.processes).toBe(3);
     expect(doc.runs.find((r) => r.id === 'case1')!.processes).toBe(1);

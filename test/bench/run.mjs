@@ -308,8 +308,15 @@ async function parleyCase(o) {
       ex.push(await baselineRound('express', expressSpec, i));
       pa.push(await loadMeasured(server.pid, { ...spec, warmup: warmupOf(i) }));
     }
+    // The same open-loop load (see lib/load.mjs) on bare Express first: what this machine and
+    // generator give at that rate, against which Parley's p99 can be read.
     let fixed;
-    if (o.fixedRate) fixed = await loadMeasured(server.pid, { ...spec, overallRate: settings.fixedRate, warmup: Math.min(1, settings.warmup), duration: settings.duration * settings.rounds });
+    let fixedExpress;
+    if (o.fixedRate) {
+      const paced = { overallRate: settings.fixedRate, warmup: Math.min(1, settings.warmup), duration: settings.duration * settings.rounds };
+      fixedExpress = await baselineRound('express', { ...expressSpec, ...paced }, 1);
+      fixed = await loadMeasured(server.pid, { ...spec, ...paced });
+    }
     const rss = sampler.stop();
     const express = runRow({ kind: 'express', id: `express-${c.method}`, label: `express ${c.method}`, method: c.method, for: o.id }, combine(ex.map((x) => x.r)), maxRss(ex.map((x) => x.rss)));
     runs.push(express);
@@ -319,9 +326,22 @@ async function parleyCase(o) {
     runs.push(row);
     log(`  express ${c.method}: ${express.rps.toFixed(0)} req/s, p99 ${express.p99} ms`);
     log(`  ${row.label}: ${row.rps.toFixed(0)} req/s, p99 ${row.p99} ms, ${row.ratio.toFixed(2)}x Express${row.problem ? `  PROBLEM: ${row.problem}` : ''}`);
-    if (fixed) {
-      const f = runRow({ ...base, id: `${o.id}-1000`, label: `${c.label} at ${settings.fixedRate} req/s offered`, baselineRps: express.rps }, combine([fixed]), rss);
-      f.note = `fixed rate; ${f.rps.toFixed(0)} req/s achieved`;
+    if (fixed && fixedExpress) {
+      const lag = (r) => `generator late by ${r.sendLagMs?.p99 ?? '-'} ms at p99`;
+      const fe = runRow(
+        { kind: 'express', id: `express-${c.method}-${settings.fixedRate}`, label: `bare Express 5 ${c.method} at ${settings.fixedRate} req/s offered`, method: c.method, for: `${o.id}-${settings.fixedRate}`, offered: settings.fixedRate },
+        combine([fixedExpress.r]),
+        fixedExpress.rss,
+      );
+      fe.note = `open loop, the reference; ${lag(fixedExpress.r)}`;
+      runs.push(fe);
+      log(`  ${fe.label}: p50 ${fe.p50} ms, p99 ${fe.p99} ms${fe.problem ? `  PROBLEM: ${fe.problem}` : ''}`);
+      const f = runRow(
+        { ...base, id: `${o.id}-${settings.fixedRate}`, label: `${c.label} at ${settings.fixedRate} req/s offered`, baselineRps: express.rps, offered: settings.fixedRate, baselineP99: fe.p99 },
+        combine([fixed]),
+        rss,
+      );
+      f.note = `open loop; ${f.rps.toFixed(0)} req/s achieved; ${lag(fixed)}`;
       runs.push(f);
       log(`  ${f.label}: p50 ${f.p50} ms, p99 ${f.p99} ms${f.problem ? `  PROBLEM: ${f.problem}` : ''}`);
     }

@@ -11,6 +11,15 @@
 // `fresh` puts a new id wherever the body says `[<id>]`, so every request is new (autocannon's own
 // idReplacement miscounts Content-Length by 3 bytes per id); `rotate` sends each request with the
 // next value of a header (a pool of keys, say).
+//
+// `overallRate` is an open-loop run at that rate, paced here rather than by autocannon: autocannon's
+// overallRate gives each connection a budget per second and sends it back to back from the start of
+// each second (then waits), so "1,000 req/s offered" was a burst at full concurrency, and its
+// coordinated-omission correction then adds made-up samples. Here a request is due every 1/rate s
+// whatever the answers; it waits for one of `connections` keep-alive sockets like a real client's
+// request would, and its latency runs from when it was due. How late the generator itself sent
+// requests is reported as `sendLagMs`, so a late generator is not mistaken for a slow server.
+import { Agent, request } from 'node:http';
 import autocannon from 'autocannon';
 
 let counter = 0;
@@ -29,7 +38,6 @@ function options(spec, duration) {
     sampleInt: 100,
     timeout: 10,
   };
-  if (spec.overallRate) o.overallRate = spec.overallRate;
   if (spec.rotate || spec.fresh) {
     const parts = spec.fresh ? String(spec.body).split('[<id>]') : null;
     o.requests = [
@@ -64,9 +72,123 @@ function summary(r) {
   };
 }
 
+/** The value at quantile `q` of sorted numbers. */
+const quantile = (sorted, q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] : 0);
+
+/**
+ * An open-loop run: one request due every 1000/rate ms for `duration` seconds, sent on up to
+ * `connections` keep-alive sockets; latency from when each was due to the end of its answer.
+ * @param {any} spec @param {number} duration
+ */
+function paced(spec, duration) {
+  const target = new URL(spec.url);
+  const agent = new Agent({ keepAlive: true, maxSockets: spec.connections });
+  const parts = spec.fresh ? String(spec.body).split('[<id>]') : null;
+  const interval = 1000 / spec.overallRate;
+  const latencies = [];
+  const lags = [];
+  const statusCodes = {};
+  let ok = 0;
+  let non2xx = 0;
+  let errors = 0;
+  let timeouts = 0;
+  let due = 0;
+  let pending = 0;
+  const start = performance.now();
+  const end = start + duration * 1000;
+  return new Promise((resolve) => {
+    let ticking = true;
+    const finish = () => {
+      if (ticking || pending > 0) return;
+      agent.destroy();
+      const sorted = latencies.sort((a, b) => a - b);
+      const lagSorted = lags.sort((a, b) => a - b);
+      const round = (v) => Math.round(v * 100) / 100;
+      const total = ok + non2xx;
+      resolve({
+        requests: total,
+        ok,
+        non2xx,
+        errors,
+        timeouts,
+        statusCodes,
+        seconds: duration,
+        rps: total / duration,
+        latencyMs: {
+          p50: round(quantile(sorted, 0.5)),
+          p90: round(quantile(sorted, 0.9)),
+          p99: round(quantile(sorted, 0.99)),
+          max: round(sorted[sorted.length - 1] ?? 0),
+          mean: round(sorted.reduce((a, b) => a + b, 0) / (sorted.length || 1)),
+        },
+        offeredRate: spec.overallRate,
+        sendLagMs: { p99: round(quantile(lagSorted, 0.99)), max: round(lagSorted[lagSorted.length - 1] ?? 0) },
+      });
+    };
+    const send = (dueAt) => {
+      counter++;
+      const headers = { ...(spec.headers ?? {}) };
+      if (spec.rotate) headers[spec.rotate.header] = spec.rotate.values[counter % spec.rotate.values.length];
+      const body = parts ? parts.join(`${process.pid}-${counter}`) : spec.body;
+      if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+      pending++;
+      let settled = false;
+      const settle = (status, kind) => {
+        if (settled) return;
+        settled = true;
+        pending--;
+        if (kind === 'error') errors++;
+        else if (kind === 'timeout') timeouts++;
+        else {
+          statusCodes[status] = (statusCodes[status] ?? 0) + 1;
+          if (status >= 200 && status < 300) {
+            ok++;
+            latencies.push(performance.now() - dueAt);
+          } else non2xx++;
+        }
+        finish();
+      };
+      const req = request(
+        { hostname: target.hostname, port: target.port, path: `${target.pathname}${target.search}`, method: spec.method ?? 'GET', headers, agent },
+        (res) => {
+          res.on('data', () => {});
+          res.on('end', () => settle(res.statusCode ?? 0));
+          res.on('error', () => settle(0, 'error'));
+        },
+      );
+      req.setTimeout(10_000, () => {
+        settle(0, 'timeout');
+        req.destroy();
+      });
+      req.on('error', () => settle(0, 'error'));
+      lags.push(performance.now() - dueAt);
+      req.end(body);
+    };
+    const tick = () => {
+      const now = performance.now();
+      // Every request due by now (or by the end) goes out, each timed from when it was due.
+      for (let at = start + due * interval; at <= Math.min(now, end); at = start + due * interval) {
+        due++;
+        send(at);
+      }
+      if (now >= end) {
+        ticking = false;
+        finish();
+        return;
+      }
+      setTimeout(tick, Math.max(0, start + due * interval - performance.now()));
+    };
+    tick();
+  });
+}
+
 /** Warm-up (dropped), then the measured run. */
 async function measure(spec) {
   if (!spec.url || !spec.connections || !spec.duration) throw new Error('a spec needs url, connections and duration');
+  if (spec.overallRate) {
+    if (spec.warmup > 0) await paced(spec, spec.warmup);
+    return paced(spec, spec.duration);
+  }
   if (spec.warmup > 0) await autocannon(options(spec, spec.warmup));
   return summary(await autocannon(options(spec, spec.duration)));
 }
