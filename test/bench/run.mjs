@@ -6,7 +6,7 @@
 //
 //   node test/bench/run.mjs [--quick] [--duration S] [--warmup S] [--connections N]
 //                           [--sizes 10000,100000,1000000] [--only case1,case4] [--out FILE]
-//                           [--profile case2] [--log-level info|warn|...]
+//                           [--profile case2] [--log-level info|warn|...] [--node-args=--flag,--flag]
 import { gzipSync, brotliCompressSync } from 'node:zlib';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
@@ -38,11 +38,12 @@ const { values: flags } = parseArgs({
     out: { type: 'string' },
     profile: { type: 'string' },
     'log-level': { type: 'string' },
+    'node-args': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (flags.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 10).join('\n').replace(/^\/\/ ?/gm, '') + '\n');
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 9).join('\n').replace(/^\/\/ ?/gm, '') + '\n');
   process.exit(0);
 }
 
@@ -57,6 +58,8 @@ const settings = {
   fixedRate: 1000,
   /** The server's --log-level; the default (info) writes an access-log line per request, as deployed. */
   serverLogLevel: flags['log-level'] ?? 'info',
+  /** Flags for the served node process (and its workers), e.g. --max-semi-space-size=8; none by default, as deployed. */
+  serverNodeArgs: (flags['node-args'] ?? '').split(',').filter(Boolean),
 };
 if (
   ![settings.connections, settings.warmup, settings.duration, settings.rounds, ...settings.sizes].every((v) => Number.isFinite(v) && v >= 0) ||
@@ -297,7 +300,9 @@ async function parleyCase(o) {
   let sampler;
   try {
     // Started (and idle) before the first baseline run, so its start-up does not load that run.
-    server = await startParley({ db: o.db, logFile: join(tmp, `${o.id}.log`), workers: o.workers, durability: o.durability, logLevel: settings.serverLogLevel });
+    server = await startParley({
+      db: o.db, logFile: join(tmp, `${o.id}.log`), workers: o.workers, durability: o.durability, logLevel: settings.serverLogLevel, nodeArgs: settings.serverNodeArgs,
+    });
     sampler = sampleRss(server.pid, { useHwm: true });
     const prepared = c.prepare ? await c.prepare(server, o.template) : undefined;
     const spec = c.spec(server, o.template, prepared);
@@ -359,7 +364,8 @@ async function parleyCase(o) {
 
 function describeSettings() {
   const rounds = settings.rounds > 1 ? `${settings.rounds} alternating rounds of ${settings.duration} s` : `${settings.duration} s`;
-  return `${settings.connections} connections, ${settings.warmup} s warm-up, then ${rounds} per side; server log level ${settings.serverLogLevel} (to a file)`;
+  const flags = settings.serverNodeArgs.length ? `; server node flags ${settings.serverNodeArgs.join(' ')}` : '';
+  return `${settings.connections} connections, ${settings.warmup} s warm-up, then ${rounds} per side; server log level ${settings.serverLogLevel} (to a file)${flags}`;
 }
 
 const t0 = Date.now();
@@ -391,7 +397,7 @@ async function profileCase(caseId, template) {
   const dir = join(tmp, 'profile');
   const db = copyDb(template.db, join(tmp, 'profile.db'));
   if (caseId === 'case4') addTickets(db, SERVICE_ID, settings.sizes[settings.sizes.length - 1]);
-  const server = await startParley({ db, logFile: join(tmp, 'profile.log'), nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir], logLevel: settings.serverLogLevel });
+  const server = await startParley({ db, logFile: join(tmp, 'profile.log'), nodeArgs: [...settings.serverNodeArgs, '--cpu-prof', '--cpu-prof-dir', dir], logLevel: settings.serverLogLevel });
   let r;
   try {
     const prepared = c.prepare ? await c.prepare(server, template) : undefined;
