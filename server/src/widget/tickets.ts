@@ -11,6 +11,7 @@ import {
   addVisitorToken, encodeCursor, findMessageById, findTicketById, insertMessage, insertTicket, listMessages, listTickets,
   messageToApi, setTicketStatus, ticketSeqOfVisitorToken, ticketToApi, type TicketRow,
 } from '../db/tickets.js';
+import { immediate } from '../db/transact.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import { cursorPosition } from '../manage/access.js';
 import { newId, sha256 } from '../util.js';
@@ -71,7 +72,7 @@ export function ticketsRouter(ctx: AppContext): Router {
     const user = await identifyVisitor(ctx, a.site, body.user_token, req);
     const now = ctx.clock();
     let written = false;
-    const out = db.transaction((): StoredResponse => {
+    const out = immediate(db, (): StoredResponse => {
       const replay = idem && findReplay(db, idem, now);
       if (replay) return replay;
       charge(db, { site: a.site, environment: a.environment, action: 'ticket.create', now, tickets: 1, messages: 1 });
@@ -103,7 +104,7 @@ export function ticketsRouter(ctx: AppContext): Router {
       if (idem) rememberResponse(db, idem, response, now, true);
       written = true;
       return response;
-    }).immediate();
+    });
     if (written) ctx.events.notify();
     sendStored(res, out);
   });
@@ -117,7 +118,7 @@ export function ticketsRouter(ctx: AppContext): Router {
     const user = await requireUser(ctx, a.site, req);
     const limit = q.limit ?? 10;
     const now = ctx.clock();
-    const page = db.transaction(() => {
+    const page = immediate(db, () => {
       const rows = listTickets(db, { siteId: a.site.id, environment: a.environment, userId: user.id, beforeSeq: before, limit: limit + 1 });
       const items = rows.slice(0, limit).map((ticket) => {
         const visitorToken = newVisitorToken();
@@ -125,7 +126,7 @@ export function ticketsRouter(ctx: AppContext): Router {
         return { ticket: ticketToApi(ticket), visitor_token: visitorToken };
       });
       return { tickets: items, next_cursor: rows.length > limit ? encodeCursor(rows[limit - 1]!.seq) : null };
-    }).immediate();
+    });
     res.setHeader('Cache-Control', 'no-store');
     res.json(page);
   });
@@ -185,7 +186,7 @@ export function ticketsRouter(ctx: AppContext): Router {
       visitorTicket(ctx, a, id, tokenHash);
       await checkUserTokenHeader(ctx, a.site, req);
       const now = ctx.clock();
-      out = db.transaction(() => postMessage(a, now, id, tokenHash, body, idem)).immediate();
+      out = immediate(db, () => postMessage(a, now, id, tokenHash, body, idem));
     }
     if (out.status === 201) ctx.events.notify();
     sendStored(res, out);
