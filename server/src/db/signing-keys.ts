@@ -12,7 +12,7 @@ export interface SigningKeyRow {
 
 const s = perDb((db) => ({
   insert: db.prepare('INSERT INTO signing_keys (id, site_id, public_key_pem, created_at) VALUES (@id, @site_id, @public_key_pem, @created_at)'),
-  bySite: db.prepare('SELECT * FROM signing_keys WHERE site_id = ? ORDER BY created_at, id LIMIT 10'),
+  bySite: db.prepare('SELECT * FROM signing_keys WHERE site_id = ? ORDER BY created_at, rowid LIMIT 10'),
   count: db.prepare('SELECT COUNT(*) AS n FROM signing_keys WHERE site_id = ?'),
   byId: db.prepare('SELECT * FROM signing_keys WHERE id = ? AND site_id = ?'),
   delete: db.prepare('DELETE FROM signing_keys WHERE id = ? AND site_id = ?'),

@@ -56,6 +56,9 @@ export function eventsRouter(ctx: AppContext): Router {
       afterSeq = m.seq;
     }
     await checkUserTokenHeader(ctx, a.site, req);
+    // The client may have left while the token was verified: then no stream is opened (its close
+    // event has passed, so nothing would release the slot).
+    if (req.socket.destroyed) return;
     const open = openBySite.get(a.site.id) ?? 0;
     if (open >= ctx.limits.streamsPerSite) {
       throw new ApiError('rate_limit_exceeded', 'Too many open event streams for this site; retry shortly.', {
