@@ -4,10 +4,12 @@
 import { UserTicketsResponse } from '@parley/shared';
 import { exportSPKI, generateKeyPair, importPKCS8, SignJWT, type CryptoKey } from 'jose';
 import { createHmac } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_EXTRA_VISITOR_TOKENS } from '../db/tickets.js';
 import { call, seed, startTestServer, type Fixture, type TestServer } from '../test-helpers/harness.js';
 import { createTicket, openStream, streamHeaders, visitor, widgetState } from '../test-helpers/widget.js';
+import { sha256 } from '../util.js';
 
 let t: TestServer;
 let fx: Fixture;
@@ -274,9 +276,13 @@ describe('GET /tickets (a signed-in user on another device)', () => {
     // A token minted for one ticket opens no other ticket.
     const cross = await visitor(t.base, fx, 'GET', `/tickets/${first.ticket.id}/messages`, { headers: { 'X-Visitor-Token': newest.visitor_token } });
     expect(cross.status).toBe(404);
-    // Tokens are stored only as hashes.
-    const raw = JSON.stringify(t.ctx.db.prepare('SELECT hex(hash) AS h FROM visitor_tokens').all());
-    expect(raw).not.toContain(newest.visitor_token);
+    // Tokens are stored only as hashes: the SHA-256 is there, the plaintext is in no file of the database.
+    const stored = t.ctx.db.prepare('SELECT ticket_seq FROM visitor_tokens WHERE hash = ?').get(sha256(newest.visitor_token));
+    expect(stored).toBeDefined();
+    t.ctx.db.pragma('wal_checkpoint(TRUNCATE)');
+    for (const file of [t.dbPath, `${t.dbPath}-wal`]) {
+      if (existsSync(file)) expect(readFileSync(file).includes(newest.visitor_token), file).toBe(false);
+    }
     expect(t.logs.join('\n')).not.toContain(newest.visitor_token);
   });
 

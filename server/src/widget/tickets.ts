@@ -150,11 +150,16 @@ export function ticketsRouter(ctx: AppContext): Router {
     res.json({ ticket: ticketToApi(ticket), messages: messages.map((m) => messageToApi(m, ticket.id)) });
   });
 
-  /** Replay, charge, reopen and insert of a visitor message; runs inside the caller's transaction. */
-  const postMessage = (a: Admitted, now: number, id: string, tokenHash: Buffer | null, body: { message: string }, idem: Idempotency | null): StoredResponse => {
+  /**
+   * Replay, charge, reopen and insert of a visitor message; runs inside the caller's transaction.
+   * `written` is true only for a new message (a replay announces nothing to live streams).
+   */
+  const postMessage = (
+    a: Admitted, now: number, id: string, tokenHash: Buffer | null, body: { message: string }, idem: Idempotency | null,
+  ): { out: StoredResponse; written: boolean } => {
     const ticket = visitorTicket(ctx, a, id, tokenHash);
     const replay = idem && findReplay(db, idem, now);
-    if (replay) return replay;
+    if (replay) return { out: replay, written: false };
     charge(db, { site: a.site, environment: a.environment, action: 'message.create', now, tickets: 0, messages: 1 });
     if (ticket.status === 'closed') setTicketStatus(db, ticket, 'open', now);
     const message = insertMessage(db, {
@@ -162,17 +167,17 @@ export function ticketsRouter(ctx: AppContext): Router {
     });
     const response: StoredResponse = { status: 201, body: JSON.stringify({ message: messageToApi(message, ticket.id) }) };
     if (idem) rememberResponse(db, idem, response, now);
-    return response;
+    return { out: response, written: true };
   };
 
   router.post('/:serviceId/tickets/:id/messages', async (req, res) => {
     const id = req.params.id;
     const tokenHash = visitorTokenHash(req);
-    let out: StoredResponse;
+    let done: { out: StoredResponse; written: boolean };
     if (userTokenHeader(req) === undefined) {
       // The hot path: the rate limit, the ticket check, replay, charge, reopen and insert are one
       // IMMEDIATE transaction (see admitAndWrite), a handful of prepared statements and one commit.
-      out = admitAndWrite(ctx, req, res, (a, now) => {
+      done = admitAndWrite(ctx, req, res, (a, now) => {
         const body = parseOr400(PostMessageBody, req.body);
         const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets/${id}/messages`);
         return postMessage(a, now, id, tokenHash, body, idem);
@@ -186,10 +191,10 @@ export function ticketsRouter(ctx: AppContext): Router {
       visitorTicket(ctx, a, id, tokenHash);
       await checkUserTokenHeader(ctx, a.site, req);
       const now = ctx.clock();
-      out = immediate(db, () => postMessage(a, now, id, tokenHash, body, idem));
+      done = immediate(db, () => postMessage(a, now, id, tokenHash, body, idem));
     }
-    if (out.status === 201) ctx.events.notify();
-    sendStored(res, out);
+    if (done.written) ctx.events.notify();
+    sendStored(res, done.out);
   });
 
   return router;
