@@ -3,7 +3,7 @@
 // as text.
 import { describe, expect, it } from 'vitest';
 import { keepScreenshot, launcherFocused, sendMessage, widget } from './lib/browser.js';
-import { scriptTag, shopPage } from './lib/host.js';
+import { PAGE_API_STUB, scriptTag, shopPage } from './lib/host.js';
 import { useE2e } from './lib/suite.js';
 
 const e = useE2e();
@@ -171,11 +171,8 @@ describe('the script tag', () => {
     // The README's stub, then the tag added by a tag manager once the page has loaded.
     const injected = host.set(
       '/injected',
-      shopPage(`<script>
-  window.Parley = window.Parley || { q: [] };
-  ['open', 'close', 'toggle', 'identify', 'reset', 'on'].forEach(function (m) {
-    window.Parley[m] = window.Parley[m] || function () { window.Parley.q.push([m].concat([].slice.call(arguments))); };
-  });
+      shopPage(`${PAGE_API_STUB}
+<script>
   window.heard = [];
   Parley.on('ready', function () { window.heard.push('ready'); });
   Parley.on('open', function () { window.heard.push('open'); });

@@ -5,21 +5,13 @@
 import { importPKCS8, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { sendMessage, widget } from './lib/browser.js';
-import { scriptTag, shopPage } from './lib/host.js';
+import { PAGE_API_STUB, scriptTag, shopPage } from './lib/host.js';
 import type { E2eSite } from './lib/parley.js';
 import { useE2e } from './lib/suite.js';
 
 const e = useE2e();
 
 const ADA = { name: 'Ada Lovelace', email: 'ada@example.com' };
-
-/** The README's stub: the page can call Parley before the tag has loaded. */
-const STUB = `<script>
-  window.Parley = window.Parley || { q: [] };
-  ['open', 'close', 'toggle', 'identify', 'reset', 'on'].forEach(function (m) {
-    window.Parley[m] = window.Parley[m] || function () { window.Parley.q.push([m].concat([].slice.call(arguments))); };
-  });
-</script>`;
 
 type Sign = (sub: string, times?: { iat: number; exp: number }) => Promise<string>;
 
@@ -121,7 +113,7 @@ describe('a signed-in user', () => {
     const ticketId = await earlierTicket(site, await sign('user-42'), earlier);
     const url = host.set(
       '/signed-out',
-      shopPage(`${STUB}
+      shopPage(`${PAGE_API_STUB}
 <script>window.heard = []; Parley.on('ready', function () { window.heard.push('ready'); });</script>
 ${scriptTag(parley.base, site)}`),
     );
@@ -169,7 +161,7 @@ ${scriptTag(parley.base, site)}`),
     host.set('/parley-token', { body: await sign('user-42'), type: 'text/plain' });
     const url = host.set(
       '/stale',
-      shopPage(`${STUB}
+      shopPage(`${PAGE_API_STUB}
 <script>
   window.asked = 0;
   Parley.on('token-expired', async function () {

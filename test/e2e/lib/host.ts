@@ -1,9 +1,21 @@
 // The customer's website: a plain node:http server on its own port, so its pages live on an
 // origin other than Parley's, reachable by two names (localhost and 127.0.0.1) that browsers
 // treat as two different origins: one on a site's allowlist, the other not.
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { freePort } from './parley.js';
 import type { E2eSite } from './parley.js';
+
+/**
+ * The README's page-API stub (the `<script>` a site puts before the tag so it can call Parley
+ * early), read from the README itself: the tests run exactly what users copy.
+ */
+export const PAGE_API_STUB: string = (() => {
+  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+  const stub = /```html\n(<script>\n {2}window\.Parley = window\.Parley \|\| \{ q: \[\] \};[\s\S]*?<\/script>)\n```/.exec(readme)?.[1];
+  if (!stub) throw new Error('README.md has no page-API stub (a ```html block starting with window.Parley = ...)');
+  return stub;
+})();
 
 export interface HostPage {
   body: string;
