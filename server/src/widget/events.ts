@@ -9,8 +9,7 @@ import { findMessageById, listMessages, messageToApi, type MessageRow, type Tick
 import { ApiError, parseOr400 } from '../errors.js';
 import type { FeedEvent } from '../events.js';
 import { admit } from './guard.js';
-import { checkUserTokenHeader } from './identity.js';
-import { queryOf, visitorTicket, visitorTokenHash } from './tickets.js';
+import { checkTicketUser, queryOf, visitorTicket, visitorTokenHash } from './tickets.js';
 
 /** Reconnect delay suggested to EventSource-style clients, in ms. */
 export const RETRY_HINT_MS = 2_000;
@@ -55,7 +54,7 @@ export function eventsRouter(ctx: AppContext): Router {
       }
       afterSeq = m.seq;
     }
-    await checkUserTokenHeader(ctx, a.site, req);
+    await checkTicketUser(ctx, a, req, ticket);
     // The client may have left while the token was verified: then no stream is opened (its close
     // event has passed, so nothing would release the slot).
     if (req.socket.destroyed) return;

@@ -241,6 +241,37 @@ describe('X-User-Token on the other widget calls', () => {
     const msgs = await visitor(t.base, fx, 'GET', `/tickets/${made.ticket.id}/messages`, { headers: { ...vt, 'X-User-Token': token } });
     expect(msgs.json.messages.map((m: { body: string }) => m.body)).toEqual(['first', 'second']);
   });
+
+  it("a valid token of another user on a user's ticket is 404, as if it did not exist, and writes nothing", async () => {
+    // A shared computer: Alice's visitor token is still stored when Bob signs in.
+    const alice = await createTicket(t.base, fx, { message: 'private', user_token: await sign({ sub: 'alice' }) });
+    const bob = { 'X-Visitor-Token': alice.visitor_token, 'X-User-Token': await sign({ sub: 'bob' }) };
+    const path = `/tickets/${alice.ticket.id}`;
+    const before = widgetState(t.ctx.db);
+    const read = await visitor(t.base, fx, 'GET', `${path}/messages`, { headers: bob });
+    expect(read.status, read.text).toBe(404);
+    expect(read.json.error.code).toBe('not_found');
+    expect(read.text).not.toContain('private');
+    const post = await visitor(t.base, fx, 'POST', `${path}/messages`, { body: { message: 'hi' }, headers: bob });
+    expect(post.status, post.text).toBe(404);
+    const stream = await openStream(`${t.base}/v1/widget/${fx.serviceId}${path}/events`, streamHeaders(fx, alice.visitor_token, bob));
+    expect(stream.status).toBe(404);
+    stream.close();
+    const after = widgetState(t.ctx.db);
+    expect(after.messages).toEqual(before.messages);
+    expect(after.spend_meters).toEqual(before.spend_meters);
+
+    // Alice's own token still works, and an anonymous ticket may be continued after signing in.
+    const own = await visitor(t.base, fx, 'GET', `${path}/messages`, {
+      headers: { 'X-Visitor-Token': alice.visitor_token, 'X-User-Token': await sign({ sub: 'alice' }) },
+    });
+    expect(own.status, own.text).toBe(200);
+    const anon = await createTicket(t.base, fx, { message: 'before signing in' });
+    const later = await visitor(t.base, fx, 'POST', `/tickets/${anon.ticket.id}/messages`, {
+      body: { message: 'signed in now' }, headers: { 'X-Visitor-Token': anon.visitor_token, 'X-User-Token': bob['X-User-Token'] },
+    });
+    expect(later.status, later.text).toBe(201);
+  });
 });
 
 describe('GET /tickets (a signed-in user on another device)', () => {

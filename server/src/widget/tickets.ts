@@ -45,6 +45,16 @@ export function visitorTicket(ctx: AppContext, a: Admitted, id: string, tokenHas
   return ticket;
 }
 
+/**
+ * Verifies the request's X-User-Token (401 when it fails) on a call about `ticket`. A ticket tied to
+ * another user than the token's is 404 like any ticket that is not the caller's: a visitor token
+ * left on a shared device never shows one user's conversation to the next signed-in user.
+ */
+export async function checkTicketUser(ctx: AppContext, a: Admitted, req: Request, ticket: TicketRow): Promise<void> {
+  const user = await checkUserTokenHeader(ctx, a.site, req);
+  if (user && ticket.user_id !== null && ticket.user_id !== user.id) throw notFound();
+}
+
 /** Sends a JSON body that is already text (a fresh or a replayed response). */
 function sendStored(res: Response, r: StoredResponse): void {
   res.status(r.status).setHeader('Content-Type', 'application/json; charset=utf-8');
@@ -145,7 +155,7 @@ export function ticketsRouter(ctx: AppContext): Router {
       }
       afterSeq = after.seq;
     }
-    await checkUserTokenHeader(ctx, a.site, req);
+    await checkTicketUser(ctx, a, req, ticket);
     const messages = listMessages(db, ticket.seq, afterSeq, MESSAGES_PAGE);
     res.json({ ticket: ticketToApi(ticket), messages: messages.map((m) => messageToApi(m, ticket.id)) });
   });
@@ -188,8 +198,7 @@ export function ticketsRouter(ctx: AppContext): Router {
       const a = admit(ctx, req, res);
       const body = parseOr400(PostMessageBody, req.body);
       const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets/${id}/messages`);
-      visitorTicket(ctx, a, id, tokenHash);
-      await checkUserTokenHeader(ctx, a.site, req);
+      await checkTicketUser(ctx, a, req, visitorTicket(ctx, a, id, tokenHash));
       const now = ctx.clock();
       done = immediate(db, () => postMessage(a, now, id, tokenHash, body, idem));
     }
