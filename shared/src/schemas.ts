@@ -9,13 +9,28 @@ export type Scope = z.infer<typeof Scope>;
 export const TicketStatus = z.enum(['open', 'closed']);
 export type TicketStatus = z.infer<typeof TicketStatus>;
 
+const graphemes = typeof Intl !== 'undefined' && 'Segmenter' in Intl ? new Intl.Segmenter(undefined, { granularity: 'grapheme' }) : null;
+
+/**
+ * True when `text` has at most `max` characters as a reader counts them (grapheme clusters): an
+ * emoji with its skin tone or ZWJ parts, or a letter with combining accents, is one character.
+ */
+export function withinChars(text: string, max: number): boolean {
+  // UTF-16 units are never fewer than graphemes: short text needs no segmenting.
+  if (text.length <= max) return true;
+  if (!graphemes) return [...text].length <= max;
+  let n = 0;
+  for (const _ of graphemes.segment(text)) if (++n > max) return false;
+  return true;
+}
+
+/** A trimmed string of at most `max` characters (see withinChars). */
+const TrimmedText = (max: number) =>
+  z.string().trim().refine((v) => withinChars(v, max), `must be at most ${max} characters`);
+
 export const MAX_MESSAGE = 5000;
 /** A message body: 1 to 5,000 characters after trimming; stored trimmed. */
-export const MessageBody = z
-  .string()
-  .trim()
-  .min(1, 'must not be empty')
-  .max(MAX_MESSAGE, `must be at most ${MAX_MESSAGE} characters`);
+export const MessageBody = TrimmedText(MAX_MESSAGE).refine((v) => v.length > 0, 'must not be empty');
 
 const IsoTime = z.string();
 const Nullable = <T extends z.ZodTypeAny>(t: T) => t.nullable();
@@ -39,7 +54,7 @@ export const Metadata = z
   .refine((m) => Object.keys(m).length <= 20, 'at most 20 keys');
 
 export const Visitor = z.strictObject({
-  name: z.string().trim().max(100).optional(),
+  name: TrimmedText(100).optional(),
   email: Email.optional(),
 });
 

@@ -110,6 +110,24 @@ describe('POST /tickets', () => {
     expect(r.status, r.text).toBe(201);
   });
 
+  it('counts characters as a reader does: an accented letter or an emoji with its modifiers is one', async () => {
+    const decomposed = 'e\u0301'; // é as e + combining acute: two code points, one character
+    const thumb = '👍🏽'; // four UTF-16 units
+    const family = '👩‍👩‍👧‍👦'; // seven code points joined by ZWJ
+    const ok = await visitor(t.base, fx, 'POST', '/tickets', {
+      body: { message: decomposed.repeat(5000), visitor: { name: family.repeat(100) } },
+    });
+    expect(ok.status, ok.text).toBe(201);
+    expect(ok.json.messages[0].body).toBe(decomposed.repeat(5000));
+    expect((await visitor(t.base, fx, 'POST', '/tickets', { body: { message: thumb.repeat(3000) } })).status).toBe(201);
+    const over = await visitor(t.base, fx, 'POST', '/tickets', { body: { message: decomposed.repeat(5001) } });
+    expect(over.status).toBe(400);
+    expect(over.json.error.issues[0]).toMatchObject({ path: 'message', message: 'must be at most 5000 characters' });
+    const name = await visitor(t.base, fx, 'POST', '/tickets', { body: { message: 'x', visitor: { name: family.repeat(101) } } });
+    expect(name.status).toBe(400);
+    expect(name.json.error.issues[0].path).toBe('visitor.name');
+  });
+
   it('refuses a site requiring identity without a user token (403 identity_required) and stores nothing', async () => {
     const strict = seed(t.ctx, { widget: { require_identity: true } });
     const before = t.ctx.db.prepare('SELECT COUNT(*) AS n FROM tickets').get();
