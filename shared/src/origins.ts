@@ -32,6 +32,19 @@ function validHost(host: string): boolean {
   return host.split('.').every((label) => HOST_LABEL.test(label));
 }
 
+/**
+ * The ASCII form of a host, as browsers send it in `Origin`: an internationalised name in its
+ * punycode form (`bücher.example` -> `xn--bcher-kva.example`); null when it has none.
+ */
+function asciiHost(host: string): string | null {
+  if (/^[\x21-\x7e]*$/.test(host)) return host;
+  try {
+    return new URL(`http://${host}`).hostname;
+  } catch {
+    return null;
+  }
+}
+
 /** Parses an allowlist entry; null when it is not a valid `scheme://host[:port]` or `https://*.domain`. */
 export function parseOriginEntry(entry: string): OriginPattern | null {
   if (typeof entry !== 'string' || entry.length > 300) return null;
@@ -45,7 +58,9 @@ export function parseOriginEntry(entry: string): OriginPattern | null {
     // A wildcard must name a registrable-looking domain: `*.com` would open every site.
     if (!host.includes('.') && host !== 'localhost') return null;
   }
-  if (!validHost(host)) return null;
+  const ascii = asciiHost(host);
+  if (ascii === null || !validHost(ascii)) return null;
+  host = ascii;
   return { scheme: parts.scheme as 'http' | 'https', host, port: parts.port, wildcard };
 }
 

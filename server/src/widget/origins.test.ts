@@ -152,6 +152,30 @@ describe('actual requests', () => {
   });
 });
 
+describe('internationalised domain names', () => {
+  it('an allowlist entry in Unicode is stored as the punycode that browsers send, exact and wildcard', async () => {
+    const sid = `idn-${process.pid}`;
+    const made = await call(t.base, 'POST', '/v1/sites', {
+      key: fx.sk.live,
+      body: { service_id: sid, name: 'IDN', allowed_origins: ['https://Bücher.example', 'https://*.bücher.example:8443'] },
+    });
+    expect(made.status, made.text).toBe(201);
+    expect(made.json.site.allowed_origins).toEqual(['https://xn--bcher-kva.example', 'https://*.xn--bcher-kva.example:8443']);
+    const pk = made.json.publishable_keys.live as string;
+    for (const origin of ['https://xn--bcher-kva.example', 'https://shop.xn--bcher-kva.example:8443']) {
+      const r = await call(t.base, 'GET', `/v1/widget/${sid}/config`, { key: pk, origin });
+      expect(r.status, `${origin}: ${r.text}`).toBe(200);
+      expect(r.headers.get('access-control-allow-origin')).toBe(origin);
+    }
+    const apex = await call(t.base, 'GET', `/v1/widget/${sid}/config`, { key: pk, origin: 'https://xn--bcher-kva.example:8443' });
+    expect(apex.status).toBe(403);
+    const bad = await call(t.base, 'POST', '/v1/sites', {
+      key: fx.sk.live, body: { service_id: `${sid}-bad`, name: 'IDN', allowed_origins: ['https://b\u00fccher .example'] },
+    });
+    expect(bad.status).toBe(400);
+  });
+});
+
 describe('requests without an Origin', () => {
   it('are 403 origin_required unless the site allows server requests', async () => {
     const r = await call(t.base, 'GET', `/v1/widget/${fx.serviceId}/config`, { key: fx.pk.live });
