@@ -1,6 +1,7 @@
 // The widget's CSS, applied through adoptedStyleSheets (no <style>, no style=), in px only so a
 // page's root font size cannot resize it. `:host` rules are !important: inside a shadow tree
 // those beat even the page's own !important rules on the host element.
+// The focus ring's selector outranks `.launcher`, whose drop shadow would otherwise replace it.
 export const CSS = `
 :host{all:initial!important;display:block!important;position:fixed!important;top:0!important;left:0!important;width:0!important;height:0!important;overflow:visible!important;visibility:visible!important;opacity:1!important;transform:none!important;filter:none!important;contain:none!important;pointer-events:none!important;z-index:var(--pz,2147483000)!important}
 *{box-sizing:border-box;margin:0;padding:0;font:inherit;color:inherit}
@@ -9,7 +10,7 @@ export const CSS = `
 button,a,textarea,input{pointer-events:auto}
 button{cursor:pointer;border:0;background:none}
 :focus{outline:none}
-:focus-visible{outline:none;box-shadow:0 0 0 2px #fff,0 0 0 5px #000}
+.root :focus-visible{outline:none;box-shadow:0 0 0 2px #fff,0 0 0 5px #000}
 .launcher{position:fixed;right:20px;bottom:calc(20px + env(safe-area-inset-bottom,0px));width:56px;height:56px;border-radius:28px;display:flex;align-items:center;justify-content:center;background:var(--pc);color:var(--pf);box-shadow:0 4px 16px rgba(0,0,0,.25)}
 .left .launcher{right:auto;left:20px}
 .launcher svg{width:26px;height:26px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}

@@ -1,0 +1,38 @@
+// What a keyboard user, a phone user and a right-to-left reader see in a real browser, beyond the
+// numbered scenarios: a focus ring on every control, focus that stays in the widget, text that
+// reads in its own direction, and one widget however many times a page includes the tag.
+import { describe, expect, it } from 'vitest';
+import { launcherFocused, widget } from './lib/browser.js';
+import { scriptTag, shopPage } from './lib/host.js';
+import { useE2e } from './lib/suite.js';
+
+const e = useE2e();
+/** The widget's focus ring (styles.ts): a white and a black band around the control. */
+const RING = 'rgb(0, 0, 0) 0px 0px 0px 5px';
+
+describe('a keyboard user', () => {
+  it('sees the focus ring on the launcher, not only its drop shadow', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/ring', shopPage(scriptTag(parley.base, site)));
+    const { page } = await e.session('manners focus ring');
+    const w = widget(page);
+
+    await page.goto(url);
+    await w.launcher.waitFor({ state: 'visible' });
+    const resting = await w.launcher.evaluate((el) => getComputedStyle(el).boxShadow);
+    expect(resting).not.toContain(RING);
+    for (let tabs = 0; tabs < 10 && !(await launcherFocused(page)); tabs++) await page.keyboard.press('Tab');
+    expect(await launcherFocused(page)).toBe(true);
+    expect(await w.launcher.evaluate((el) => getComputedStyle(el).boxShadow)).toContain(RING);
+
+    await page.keyboard.press('Enter');
+    await w.dialog.waitFor({ state: 'visible' });
+    await page.keyboard.press('Shift+Tab'); // from the message box back to the email field
+    const field = await page.evaluate(() => {
+      const el = document.querySelector('parley-widget')!.shadowRoot!.activeElement!;
+      return [el.getAttribute('aria-label'), getComputedStyle(el).boxShadow];
+    });
+    expect(field).toEqual(['Your email (optional)', expect.stringContaining(RING)]);
+  });
+});
