@@ -49,8 +49,14 @@ export const HttpUrl = z
 
 export const Email = z.string().max(254).pipe(z.email());
 
+// zod's record skips an own `__proto__` key without checking its value, so the metadata stored
+// would silently lack a key the caller sent: it is refused by name instead.
 export const Metadata = z
-  .record(z.string().min(1).max(40), z.string().max(500))
+  .unknown()
+  .refine((m) => !(m !== null && typeof m === 'object' && Object.hasOwn(m, '__proto__')), {
+    message: 'is a reserved key name', path: ['__proto__'],
+  })
+  .pipe(z.record(z.string().min(1).max(40), z.string().max(500)))
   .refine((m) => Object.keys(m).length <= 20, 'at most 20 keys');
 
 export const Visitor = z.strictObject({

@@ -5,7 +5,7 @@ import { CreateTicketResponse, MessagesResponse, MessageResponse, WidgetConfigRe
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findTicketById, insertMessage, setTicketStatus } from '../db/tickets.js';
 import { call, seed, startTestServer, type Fixture, type TestServer } from '../test-helpers/harness.js';
-import { createTicket, visitor } from '../test-helpers/widget.js';
+import { createTicket, visitor, widgetState } from '../test-helpers/widget.js';
 import { newId, sha256 } from '../util.js';
 
 let t: TestServer;
@@ -108,6 +108,18 @@ describe('POST /tickets', () => {
       },
     });
     expect(r.status, r.text).toBe(201);
+  });
+
+  it('refuses a metadata key __proto__ by name instead of silently storing the metadata without it', async () => {
+    const before = widgetState(t.ctx.db);
+    for (const value of ['"v"', '5']) {
+      const r = await visitor(t.base, fx, 'POST', '/tickets', {
+        rawBody: `{"message":"x","metadata":{"plan":"pro","__proto__":${value}}}`, headers: { 'Content-Type': 'application/json' },
+      });
+      expect(r.status, r.text).toBe(400);
+      expect(r.json.error.issues[0]).toMatchObject({ path: 'metadata.__proto__' });
+    }
+    expect(widgetState(t.ctx.db).tickets).toEqual(before.tickets);
   });
 
   it('counts characters as a reader does: an accented letter or an emoji with its modifiers is one', async () => {
