@@ -1,6 +1,6 @@
 // Signed user tokens: every check of SPEC section 6a, with tokens signed by jose from keys made here.
 import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
-import { createHmac } from 'node:crypto';
+import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertSigningKey, deleteSigningKey } from '../db/signing-keys.js';
 import { findSiteByServiceId, type SiteRow } from '../db/sites.js';
@@ -128,5 +128,9 @@ describe('isP256PublicKeyPem', () => {
     expect(isP256PublicKeyPem(await exportSPKI(p384.publicKey))).toBe(false);
     expect(isP256PublicKeyPem('-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----')).toBe(false);
     expect(isP256PublicKeyPem('hello')).toBe(false);
+    // Node derives a public key from a private one: the PEM itself must be a public key.
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    expect(isP256PublicKeyPem(String(privateKey.export({ format: 'pem', type: 'pkcs8' })))).toBe(false);
+    expect(isP256PublicKeyPem(String(privateKey.export({ format: 'pem', type: 'sec1' })))).toBe(false);
   });
 });

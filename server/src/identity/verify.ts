@@ -28,14 +28,28 @@ function publicKey(row: SigningKeyRow): Promise<PublicKey> {
   return key;
 }
 
+const PUBLIC_KEY_PEM = /^-----BEGIN PUBLIC KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END PUBLIC KEY-----$/;
+
+/**
+ * The canonical SPKI PEM of `pem` when it is exactly one P-256 public key, else null. The PEM label
+ * is checked first: Node derives a public key from a private one, so a pasted private key would
+ * otherwise be stored (and listed) as if it were public.
+ */
+export function p256PublicKeySpki(pem: string): string | null {
+  const text = pem.trim();
+  if (!PUBLIC_KEY_PEM.test(text)) return null;
+  try {
+    const key = createPublicKey({ key: text, format: 'pem' });
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') return null;
+    return String(key.export({ type: 'spki', format: 'pem' })).trim();
+  } catch {
+    return null;
+  }
+}
+
 /** True when `pem` is an SPKI public key on the P-256 curve. */
 export function isP256PublicKeyPem(pem: string): boolean {
-  try {
-    const key = createPublicKey({ key: pem, format: 'pem' });
-    return key.type === 'public' && key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
-  } catch {
-    return false;
-  }
+  return p256PublicKeySpki(pem) !== null;
 }
 
 const refuse = (why: string): ApiError => new ApiError('invalid_user_token', `The user token was refused: ${why}.`);

@@ -7,7 +7,7 @@ import { siteForKey } from '../auth/scopes.js';
 import type { AppContext } from '../context.js';
 import { countSigningKeys, deleteSigningKey, insertSigningKey, listSigningKeys, signingKeyToApi } from '../db/signing-keys.js';
 import { ApiError, parseOr400 } from '../errors.js';
-import { isP256PublicKeyPem } from '../identity/verify.js';
+import { p256PublicKeySpki } from '../identity/verify.js';
 import { newId } from '../util.js';
 import { authorize } from './access.js';
 
@@ -29,12 +29,16 @@ export function signingKeysRouter(ctx: AppContext): Router {
     let publicPem: string;
     let privatePem: string | undefined;
     if (body.public_key_pem !== undefined) {
-      if (!isP256PublicKeyPem(body.public_key_pem)) {
-        throw new ApiError('invalid_request', 'public_key_pem must be a PEM SPKI public key on the P-256 curve.', {
+      const spki = p256PublicKeySpki(body.public_key_pem);
+      if (spki === null) {
+        const secret = /PRIVATE KEY-----/.test(body.public_key_pem);
+        throw new ApiError('invalid_request', secret
+          ? 'public_key_pem holds a private key: send only the public key (BEGIN PUBLIC KEY), and keep the private key on your backend.'
+          : 'public_key_pem must be a PEM SPKI public key on the P-256 curve.', {
           issues: [{ path: 'public_key_pem', message: 'must be a P-256 public key in PEM (SPKI)' }],
         });
       }
-      publicPem = body.public_key_pem.trim();
+      publicPem = spki;
     } else {
       const pair = await generateKeyPair('ES256', { extractable: true });
       publicPem = (await exportSPKI(pair.publicKey)).trim();

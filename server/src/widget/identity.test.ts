@@ -3,7 +3,7 @@
 // nothing, require_identity, and a signed-in user's ticket list on a new device.
 import { UserTicketsResponse } from '@parley/shared';
 import { exportSPKI, generateKeyPair, importPKCS8, SignJWT, type CryptoKey } from 'jose';
-import { createHmac } from 'node:crypto';
+import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_EXTRA_VISITOR_TOKENS } from '../db/tickets.js';
@@ -105,6 +105,27 @@ describe('signing keys (management API)', () => {
     expect((await call(t.base, 'POST', path, { key: site.pk.live, body: {} })).json.error.code).toBe('insufficient_scope');
     expect((await call(t.base, 'GET', path, { key: fx.sk.live })).status).toBe(404);
     expect((await call(t.base, 'GET', path, { key: site.sk.live })).json.signing_keys).toEqual([]);
+  });
+
+  it('refuses a private key sent as public_key_pem, so it is never stored or listed', async () => {
+    const site = seed(t.ctx, {}, 'Keys3');
+    const path = `/v1/sites/${site.serviceId}/signing-keys`;
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    for (const type of ['pkcs8', 'sec1'] as const) {
+      const pem = String(privateKey.export({ format: 'pem', type }));
+      const r = await call(t.base, 'POST', path, { key: site.sk.live, body: { public_key_pem: pem } });
+      expect(r.status, `${type}: ${r.text}`).toBe(400);
+      expect(r.json.error.code).toBe('invalid_request');
+      expect(r.json.error.message).toMatch(/private key/);
+      expect(r.text).not.toContain(pem.split('\n')[1]);
+    }
+    // A public key with something pasted after it is not one public key either.
+    const spki = String(publicKey.export({ format: 'pem', type: 'spki' }));
+    expect((await call(t.base, 'POST', path, { key: site.sk.live, body: { public_key_pem: `${spki}${spki}` } })).status).toBe(400);
+    expect((await call(t.base, 'GET', path, { key: site.sk.live })).json.signing_keys).toEqual([]);
+    expect(JSON.stringify(t.ctx.db.prepare('SELECT * FROM signing_keys').all())).not.toContain('PRIVATE');
+    const ok = await call(t.base, 'POST', path, { key: site.sk.live, body: { public_key_pem: `\n${spki}\n` } });
+    expect(ok.status, ok.text).toBe(201);
   });
 });
 
