@@ -36,3 +36,23 @@ describe('a keyboard user', () => {
     expect(field).toEqual(['Your email (optional)', expect.stringContaining(RING)]);
   });
 });
+
+describe('a page that includes the tag twice', () => {
+  it('gets one widget and one console.error when both copies run in <head>, before <body> exists', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const sync = (tag: string) => tag.replace(' async>', '>'); // blocking scripts: both run before the parser reaches <body>
+    const tag = sync(scriptTag(parley.base, site));
+    const url = host.set('/twice-in-head', `<!doctype html><html lang="en"><head><meta charset="utf-8">${tag}${tag}</head><body><h1>Shop</h1></body></html>`);
+    const { page, consoleErrors } = await e.session('manners twice in head');
+    const configs: string[] = [];
+    page.on('request', (r) => r.url().endsWith('/config') && configs.push(r.url()));
+
+    await page.goto(url);
+    await widget(page).launcher.waitFor({ state: 'visible' });
+    await page.waitForLoadState('networkidle');
+    expect(await page.locator('parley-widget').count()).toBe(1);
+    expect(configs).toHaveLength(1);
+    expect(consoleErrors).toEqual([expect.stringMatching(/included twice/)]);
+  });
+});

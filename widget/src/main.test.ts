@@ -103,6 +103,40 @@ describe('reading the script tag', () => {
     expect(String(errors.mock.calls[0]![0])).toMatch(/could not find the widget's <script> tag/);
   });
 
+  it('refuses to start twice when both copies run in <head>, before <body> exists', async () => {
+    const body = document.body;
+    body.remove();
+    try {
+      addTag({ 'data-key': KEY, 'data-service-id': SERVICE_ID });
+      await import('./main.tsx');
+      vi.resetModules();
+      addTag({ 'data-key': KEY, 'data-service-id': SERVICE_ID });
+      await import('./main.tsx');
+    } finally {
+      document.documentElement.appendChild(body);
+    }
+    document.dispatchEvent(new Event('DOMContentLoaded'));
+    await waitFor(() => expect(launcher()).toBeTruthy());
+    expect(document.querySelectorAll('parley-widget')).toHaveLength(1);
+    expect(fake.requests.filter((r) => r.path.endsWith('/config'))).toHaveLength(1);
+    expect(errors).toHaveBeenCalledTimes(1);
+    expect(String(errors.mock.calls[0]![0])).toMatch(/included twice/);
+  });
+
+  it('puts its widget back, not a second one, when the page swapped <body> and ran the tag again', async () => {
+    addTag({ 'data-key': KEY, 'data-service-id': SERVICE_ID });
+    await import('./main.tsx');
+    await waitFor(() => expect(launcher()).toBeTruthy());
+    const first = document.querySelector('parley-widget');
+    document.body.replaceWith(document.createElement('body')); // Turbo-style navigation
+    vi.resetModules();
+    addTag({ 'data-key': KEY, 'data-service-id': SERVICE_ID });
+    await import('./main.tsx');
+    expect([...document.querySelectorAll('parley-widget')]).toEqual([first]);
+    expect(document.body.contains(first)).toBe(true);
+    expect(errors).not.toHaveBeenCalled();
+  });
+
   it('refuses to start twice on one page', async () => {
     addTag({ 'data-key': KEY, 'data-service-id': SERVICE_ID });
     await import('./main.tsx');

@@ -5,10 +5,14 @@ import { themeColor, textOn } from './color.ts';
 import { App } from './components/App.tsx';
 import { createEmitter, type Listener } from './events.ts';
 import { createHost, HOST_TAG } from './host.ts';
-import { installPageApi, isEventName } from './pageApi.ts';
+import { installPageApi, isEventName, type PageApi } from './pageApi.ts';
 import { createStorage, parseSaved } from './storage.ts';
 import { createStore, type Store } from './store.ts';
 import { readTag } from './tag.ts';
+
+/** Marks window.Parley as a running widget's, and leads to that widget's host element. */
+const MARK = Symbol.for('parley.host');
+type Marked = Window & { Parley?: { [MARK]?: HTMLElement } };
 
 export interface BootOptions {
   script: HTMLScriptElement | null;
@@ -33,8 +37,12 @@ export function boot(o: BootOptions): Widget | null {
     console.error('Parley: could not find the widget\'s <script> tag; it needs data-key and data-service-id attributes.');
     return null;
   }
-  if (doc.querySelector(HOST_TAG)) {
-    console.error('Parley: the widget script is included twice on this page; keep one tag.');
+  // The host alone misses a first copy still waiting for <body> (two tags in <head>).
+  const first = doc.querySelector(HOST_TAG) ?? (win as Marked).Parley?.[MARK];
+  if (first) {
+    // A page that swapped its <body> (Turbo-style navigation) and ran the tag again gets the first widget back.
+    if (first.isConnected || !doc.body) console.error('Parley: the widget script is included twice on this page; keep one tag.');
+    else doc.body.appendChild(first);
     return null;
   }
   const tag = readTag(o.script);
@@ -111,13 +119,14 @@ export function boot(o: BootOptions): Widget | null {
       toggle: () => store.setOpen(!(store.get().phase === 'ready' ? store.get().open : false)),
       identify: (token) => store.identify(typeof token === 'string' ? token : undefined),
       reset: () => store.reset(),
+      [MARK]: host,
       on: (event, fn) => {
         if (!isEventName(event) || typeof fn !== 'function') return () => undefined;
         const off = emitter.on(event, fn as Listener);
         if (event === 'ready' && ready) queueMicrotask(() => (fn as Listener)()); // a late listener still hears it
         return off;
       },
-    },
+    } as PageApi,
     (fn) => (ready ? fn() : readyQueue.push(fn)),
   );
   // Registered after the queued on('ready') calls, so the page hears "ready" before a queued open().
@@ -142,6 +151,7 @@ export function boot(o: BootOptions): Widget | null {
       win.removeEventListener('storage', onStorage);
       render(null, shadow);
       host.remove();
+      if ((win as Marked).Parley?.[MARK] === host) delete (win as Marked).Parley;
     },
   };
 }
