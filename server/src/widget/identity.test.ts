@@ -249,6 +249,10 @@ describe('X-User-Token on the other widget calls', () => {
     const stream = await openStream(`${t.base}/v1/widget/${fx.serviceId}/tickets/${made.ticket.id}/events`, streamHeaders(fx, made.visitor_token, { 'X-User-Token': expired }));
     expect(stream.status).toBe(401);
     stream.close();
+    const config = await visitor(t.base, fx, 'GET', '/config', asUser(expired));
+    expect(config.status, config.text).toBe(401);
+    expect(config.json.error.code).toBe('invalid_user_token');
+    expect((await visitor(t.base, fx, 'GET', '/config', asUser(token))).status).toBe(200);
 
     const ok = await visitor(t.base, fx, 'POST', `/tickets/${made.ticket.id}/messages`, {
       body: { message: 'second' }, headers: { ...vt, 'X-User-Token': token, 'Idempotency-Key': 'signed-1' },

@@ -70,8 +70,10 @@ export function ticketsRouter(ctx: AppContext): Router {
   const router = Router();
   const db = ctx.db;
 
-  router.get('/:serviceId/config', (req, res) => {
+  router.get('/:serviceId/config', async (req, res) => {
     const { site } = admit(ctx, req, res);
+    // SPEC 6a: a user token sent on any widget call is verified (401 when it fails), this one too.
+    await checkUserTokenHeader(ctx, site, req);
     res.json({ site: { service_id: site.service_id, name: site.name }, widget: siteWidget(site) });
   });
 
