@@ -56,3 +56,39 @@ describe('a page that includes the tag twice', () => {
     expect(consoleErrors).toEqual([expect.stringMatching(/included twice/)]);
   });
 });
+
+describe('a right-to-left reader', () => {
+  it('sees Arabic and Hebrew messages, and what they type, laid out right to left, English left to right', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/rtl', shopPage(scriptTag(parley.base, site)));
+    const { page } = await e.session('manners rtl');
+    const w = widget(page);
+    const direction = (l: import('playwright-core').Locator) => l.evaluate((el) => getComputedStyle(el).direction);
+
+    await page.goto(url);
+    await w.launcher.click();
+    const question = 'مرحبا، أين طلبي رقم 1234؟';
+    await w.textbox.fill(question);
+    expect(await direction(w.textbox)).toBe('rtl');
+    await w.textbox.press('Enter');
+    await w.delivered(question).waitFor();
+    const [ticket] = parley.storedTickets(site);
+    await parley.reply(site, ticket!.id, 'שלום! ההזמנה שלך (מספר 1234) בדרך.');
+    await parley.reply(site, ticket!.id, 'Hello! It ships tomorrow.');
+    await w.message('Hello!').waitFor();
+
+    expect(await direction(w.delivered(question).locator('.b'))).toBe('rtl');
+    expect(await direction(w.message('שלום').locator('.b'))).toBe('rtl');
+    expect(await direction(w.message('Hello!').locator('.b'))).toBe('ltr');
+    // The sentence's full stop ends the line on the left, where a right-to-left reader ends.
+    const stop = await w.message('שלום').locator('.b').evaluate((el) => {
+      const text = el.firstChild!;
+      const range = document.createRange();
+      range.setStart(text, text.textContent!.length - 1);
+      range.setEnd(text, text.textContent!.length);
+      return range.getBoundingClientRect().x - el.getBoundingClientRect().x;
+    });
+    expect(stop).toBeLessThan(10);
+  });
+});

@@ -23,6 +23,7 @@ button{cursor:pointer;border:0;background:none}
 .msgs{flex:1;overflow-y:auto;list-style:none;padding:16px;display:flex;flex-direction:column;gap:8px;overscroll-behavior:contain}
 .m{max-width:85%;padding:8px 12px;border-radius:12px;white-space:pre-wrap;overflow-wrap:anywhere;background:#eef0f3;align-self:flex-start}
 .m.visitor{align-self:flex-end;background:var(--pc);color:var(--pf)}
+.b{display:block}
 .m a{text-decoration:underline}
 .m.failed{box-shadow:0 0 0 2px #b00020}
 .st{display:block;font-size:12px;opacity:.9}

@@ -28,6 +28,7 @@ export class Composer extends Component<Props, { text: string }> {
         <textarea
           ref={textRef}
           rows={1}
+          dir="auto"
           aria-label="Message"
           placeholder="Write a message…"
           value={text}
