@@ -20,22 +20,29 @@ function bearer(req: Request): string | undefined {
   return m ? m[1] : h;
 }
 
-function header(req: Request, name: string): string | undefined {
+/** The values of a key header; one sent twice arrives joined by commas (a key never holds one). */
+function header(req: Request, name: string): string[] {
   const v = req.headers[name];
-  return Array.isArray(v) ? v.join(',') : v;
+  if (v === undefined) return [];
+  return (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(','));
 }
 
-/** Every credential the request carries; two different ones are `400 conflicting_credentials`. */
+/**
+ * Every credential the request carries; two different ones are `400 conflicting_credentials`, the
+ * same one twice is that key. An empty value (header or `api_key`) carries no credential.
+ */
 export function findCredential(req: Request, opts: { fromBody: boolean }): string {
   const found = new Set<string>();
-  for (const v of [header(req, 'x-parley-key'), bearer(req), header(req, 'x-api-key')]) {
-    if (v !== undefined && v !== '') found.add(v.trim());
-  }
+  const add = (v: string | undefined) => {
+    const k = v?.trim();
+    if (k) found.add(k);
+  };
+  for (const v of [...header(req, 'x-parley-key'), bearer(req), ...header(req, 'x-api-key')]) add(v);
   if (opts.fromBody && req.body && typeof req.body === 'object' && !Array.isArray(req.body)) {
     const k = (req.body as Record<string, unknown>).api_key;
     if (k !== undefined) {
       if (typeof k !== 'string') throw new ApiError('invalid_api_key', 'The api_key field must be a string.');
-      found.add(k.trim());
+      add(k);
     }
   }
   if (found.size > 1) throw new ApiError('conflicting_credentials', 'The request carries two different API keys; send one.');

@@ -55,6 +55,22 @@ describe('keys', () => {
     expect(same.status).toBe(201);
   });
 
+  it('a key header sent twice with the same key is that key, with two keys it conflicts; an empty api_key is no key', async () => {
+    const twice = (a: string, b: string) => {
+      const headers = new Headers({ Origin: fx.origin });
+      headers.append('X-Parley-Key', a);
+      headers.append('X-Parley-Key', b);
+      return fetch(`${t.base}${path()}`, { headers });
+    };
+    expect((await twice(fx.pk.live, fx.pk.live)).status).toBe(200);
+    const two = await twice(fx.pk.live, fx.pk.test);
+    expect([two.status, ((await two.json()) as { error: { code: string } }).error.code]).toEqual([400, 'conflicting_credentials']);
+    const empty = await call(t.base, 'POST', `/v1/widget/${fx.serviceId}/tickets`, {
+      key: fx.pk.live, origin: fx.origin, body: { message: 'hi', api_key: '' },
+    });
+    expect(empty.status, empty.text).toBe(201);
+  });
+
   it('a secret key is 403 publishable_key_required, and is marked exposed when sent with an Origin', async () => {
     const own = seed(t.ctx);
     const quiet = await call(t.base, 'GET', `/v1/widget/${own.serviceId}/config`, { key: own.sk.test });
