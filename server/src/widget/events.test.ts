@@ -173,6 +173,8 @@ describe('Last-Event-ID', () => {
     for (const id of [b.messages[0]!.id, 'msg_nope', 'x'.repeat(101)]) {
       const r = await visitor(t.base, fx, 'GET', `/tickets/${a.ticket.id}/events`, { headers: { 'X-Visitor-Token': a.visitor_token, 'Last-Event-ID': id } });
       expect([r.status, r.json.error.code], id).toEqual([400, 'invalid_request']);
+      // The issue names the header, not the body.
+      expect(r.json.error.issues.map((i: { path: string }) => i.path), id).toEqual(['Last-Event-ID']);
     }
   });
 });

@@ -25,7 +25,13 @@ function lastEventIdOf(req: Request): string | undefined {
   const q = parseOr400(EventsQuery, queryOf(req), 'The query string');
   const header = req.headers['last-event-id'];
   if (header === undefined) return q.last_event_id;
-  return parseOr400(LastEventId, header, 'The Last-Event-ID header') || undefined;
+  const parsed = LastEventId.safeParse(header);
+  if (!parsed.success) {
+    throw new ApiError('invalid_request', 'The Last-Event-ID header must be a message id of at most 100 characters.', {
+      issues: [{ path: 'Last-Event-ID', message: 'must be at most 100 characters' }],
+    });
+  }
+  return parsed.data || undefined;
 }
 
 export function messageEvent(m: MessageRow, ticketId: string): string {
