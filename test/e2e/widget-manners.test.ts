@@ -37,6 +37,35 @@ describe('a keyboard user', () => {
   });
 });
 
+describe('a keyboard user whose message failed', () => {
+  it('retries it with Enter and stays in the widget, so Escape still closes it', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/retry-keyboard', shopPage(scriptTag(parley.base, site)));
+    const { page, context } = await e.session('manners retry by keyboard');
+    const w = widget(page);
+
+    await page.goto(url);
+    await w.launcher.click();
+    await context.setOffline(true);
+    const text = 'Sent from a train';
+    await w.textbox.fill(text);
+    await w.textbox.press('Enter');
+    await w.failed(text).waitFor();
+    await context.setOffline(false);
+
+    await page.keyboard.press('Shift+Tab'); // from the message box to the Retry button
+    expect(await page.evaluate(() => document.querySelector('parley-widget')!.shadowRoot!.activeElement?.textContent)).toBe('Retry');
+    await page.keyboard.press('Enter');
+    await w.delivered(text).waitFor();
+    expect(await page.evaluate(() => document.querySelector('parley-widget')!.shadowRoot!.activeElement?.getAttribute('aria-label'))).toBe('Message');
+    await page.keyboard.press('Escape');
+    await w.dialog.waitFor({ state: 'detached' });
+    expect(await launcherFocused(page)).toBe(true);
+    expect(parley.storedMessages(site).map((m) => m.body)).toEqual([text]);
+  });
+});
+
 describe('a page that includes the tag twice', () => {
   it('gets one widget and one console.error when both copies run in <head>, before <body> exists', async () => {
     const { parley, host } = e;

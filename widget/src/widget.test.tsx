@@ -207,6 +207,19 @@ describe('never losing a message', () => {
     expect(ui().getAllByText('Please keep me')).toHaveLength(1);
   });
 
+  it('keeps focus in the widget when the pressed Retry button goes away', async () => {
+    widget = start(fake);
+    await openPanel();
+    fake.failNext((r) => r.method === 'POST', 'network');
+    await type('Try me again');
+    const retry = await ui().findByRole('button', { name: 'Retry' });
+    retry.focus();
+    fireEvent.click(retry);
+    await waitFor(() => expect(ui().queryByText('Not sent')).toBeNull());
+    expect(retry.isConnected).toBe(false);
+    expect(widget.host.shadowRoot!.activeElement?.getAttribute('aria-label')).toBe('Message');
+  });
+
   it('gives every new message its own Idempotency-Key', async () => {
     widget = start(fake);
     await openPanel();

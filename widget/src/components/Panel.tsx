@@ -20,6 +20,12 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
     this.text.current?.focus();
   }
 
+  /** The Retry button disappears once pressed: focus goes to the message box, not to the page's <body>. */
+  private retry = (key: string) => {
+    this.props.store.retry(key);
+    this.text.current?.focus();
+  };
+
   private send = (message: string): boolean => {
     const { store } = this.props;
     const first = isFirst(this.props.state);
@@ -43,7 +49,7 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
             ×
           </button>
         </div>
-        <MessageList greeting={state.greeting} siteName={state.siteName} items={state.items} onRetry={store.retry} />
+        <MessageList greeting={state.greeting} siteName={state.siteName} items={state.items} onRetry={this.retry} />
         {state.closed && <p class="note">This conversation was closed. Send a message to reopen it.</p>}
         {state.notice && (
           <p class="note" role="alert">
