@@ -16,7 +16,7 @@ export interface Idempotency {
   scope: string;
   /** The client's key as sent; only its hash is stored. */
   key: string;
-  /** SHA-256 of the canonical JSON body without `api_key`. */
+  /** SHA-256 of the canonical JSON body without `api_key` and `user_token` (a retry may bring a fresh one). */
   requestHash: Buffer;
 }
 
@@ -49,7 +49,9 @@ export function idempotencyOf(req: Request, scope: string): Idempotency | null {
       issues: [{ path: 'Idempotency-Key', message: 'must be 1 to 255 characters' }],
     });
   }
-  const { api_key: _ignored, ...body } = (req.body ?? {}) as Record<string, unknown>;
+  // The credentials are not the request: a retry may carry the key elsewhere or a renewed user
+  // token (the user it names is part of the scope, see POST /tickets).
+  const { api_key: _key, user_token: _user, ...body } = (req.body ?? {}) as Record<string, unknown>;
   return { scope, key: parsed.data, requestHash: sha256(canonicalJson(body)) };
 }
 

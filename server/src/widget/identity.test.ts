@@ -196,6 +196,28 @@ describe('user tokens on POST /tickets', () => {
   });
 });
 
+describe('Idempotency-Key with user tokens', () => {
+  it("is the user's own: another user's same key and body make their own ticket; a retry with a renewed token replays", async () => {
+    const body = { message: 'same words' };
+    const key = { 'Idempotency-Key': 'client-counter-1' };
+    const first = await visitor(t.base, fx, 'POST', '/tickets', { body: { ...body, user_token: await sign({ sub: 'ida' }) }, headers: key });
+    expect(first.status, first.text).toBe(201);
+    // The token was renewed between the attempts: the same request, so the same answer.
+    const renewed = await sign({ sub: 'ida' }, { iat: nowS() + 1, exp: nowS() + 7200 });
+    const retry = await visitor(t.base, fx, 'POST', '/tickets', { body: { ...body, user_token: renewed }, headers: key });
+    expect(retry.status, retry.text).toBe(201);
+    expect(retry.json).toEqual(first.json);
+    const viaHeader = await visitor(t.base, fx, 'POST', '/tickets', { body, headers: { ...key, 'X-User-Token': renewed } });
+    expect(viaHeader.json).toEqual(first.json);
+    // Another user never receives Ida's ticket and visitor token.
+    const other = await visitor(t.base, fx, 'POST', '/tickets', { body, headers: { ...key, 'X-User-Token': await sign({ sub: 'ivo' }) } });
+    expect(other.status, other.text).toBe(201);
+    expect(other.json.ticket.id).not.toBe(first.json.ticket.id);
+    expect(other.json.visitor_token).not.toBe(first.json.visitor_token);
+    expect(other.json.ticket.user.id).toBe('ivo');
+  });
+});
+
 describe('require_identity', () => {
   it('refuses ticket creation without a token (403) and with a bad one (401), and accepts a valid one', async () => {
     const site = seed(t.ctx, { rate_limit_per_minute: 1000, widget: { require_identity: true } }, 'Strict');

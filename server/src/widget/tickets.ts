@@ -82,6 +82,9 @@ export function ticketsRouter(ctx: AppContext): Router {
     const body = parseOr400(CreateTicketBody, req.body);
     const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets`);
     const user = await identifyVisitor(ctx, a.site, body.user_token, req);
+    // A signed-in user's key is theirs alone: another user's request with the same key and body
+    // makes its own ticket instead of receiving this one and its visitor token.
+    if (idem && user) idem.scope += ` user:${user.id}`;
     const now = ctx.clock();
     let written = false;
     const out = immediate(db, (): StoredResponse => {
