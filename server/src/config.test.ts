@@ -69,6 +69,10 @@ describe('loadConfig', () => {
     ['PARLEY_LOG_LEVEL', 'loud'],
     ['PARLEY_WORKERS', '0'],
     ['PARLEY_WORKERS', '2.5'],
+    // Express would throw on these when the app is built: `invalid IP address: yes`, naming nothing.
+    ['PARLEY_TRUST_PROXY', 'yes'],
+    ['PARLEY_TRUST_PROXY', '10.0.0.0/99'],
+    ['PARLEY_TRUST_PROXY', 'loopback, nonsense'],
   ];
   it.each(bad)('refuses %s=%j with a ConfigError naming the variable', (name, value) => {
     let error: unknown;
@@ -106,6 +110,8 @@ describe('parley serve with a bad configuration', () => {
     [{ PARLEY_DURABILITY: 'maybe' }, [], /^parley: invalid PARLEY_DURABILITY="maybe"/],
     [{ PARLEY_LOG_LEVEL: 'loud' }, [], /^parley: invalid PARLEY_LOG_LEVEL="loud"/],
     [{ PARLEY_WORKERS: '0' }, [], /^parley: invalid PARLEY_WORKERS="0"/],
+    [{ PARLEY_TRUST_PROXY: 'yes' }, [], /^parley: invalid PARLEY_TRUST_PROXY="yes": expected true, false, a hop count or a list of addresses$/],
+    [{}, ['--trust-proxy', '10.0.0.0/99'], /^parley: invalid --trust-proxy="10.0.0.0\/99"/],
     [{}, ['--port', 'abc'], /^parley: invalid --port="abc"/],
   ];
   it.each(cases)('env %j flags %j: exit 2 with one stderr line naming it', (env, flags, line) => {

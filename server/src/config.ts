@@ -1,4 +1,5 @@
 // Environment variables and flags -> one typed, frozen config, validated once; flags beat the environment.
+import express from 'express';
 import { z } from 'zod';
 
 /** Digits only (no `1e3`, `0x10` or blanks, which Number() would accept), within bounds. */
@@ -10,7 +11,7 @@ const Schema = z.object({
   db: z.string().min(1),
   port: wholeNumber(0, 65535),
   host: z.string().min(1),
-  trustProxy: z.union([z.boolean(), z.number().int().min(0), z.string().min(1)]),
+  trustProxy: z.union([z.boolean(), z.number().int().min(0), z.string().min(1).refine(isTrustList)]),
   logLevel: LogLevel,
   durability: z.enum(['normal', 'full']),
   workers: wholeNumber(1, 64),
@@ -40,6 +41,20 @@ const SOURCES: Record<keyof z.infer<typeof Schema>, [env: string, flag: string]>
 };
 
 export class ConfigError extends Error {}
+
+/**
+ * Whether Express accepts `v` as a trust-proxy address list. Asked of Express itself, so the config
+ * refuses exactly what the app would throw on at start-up (`invalid IP address: yes`, exit 1,
+ * naming no variable).
+ */
+function isTrustList(v: string): boolean {
+  try {
+    express().set('trust proxy', v);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function parseTrustProxy(v: string): boolean | number | string {
   if (v === 'true') return true;
