@@ -41,6 +41,11 @@ const s = perDb((db) => ({
       daily_spend_cap_micros = @daily_spend_cap_micros, price_ticket_create = @price_ticket_create,
       price_message_create = @price_message_create, widget = @widget WHERE id = @id`),
   delete: db.prepare('DELETE FROM sites WHERE id = ?'),
+  // State keyed by the site's row id without a foreign key: its rate-limit buckets (`site:<id>:<env>`, see
+  // siteBucket in widget/guard.ts)
+  // and idempotency records (scope `<id>:<env>:...`; ';' sorts right after ':', so this is a prefix range).
+  deleteBuckets: db.prepare('DELETE FROM rate_limits WHERE bucket IN (?, ?)'),
+  deleteIdempotency: db.prepare('DELETE FROM idempotency WHERE scope >= ? AND scope < ?'),
   liveData: db.prepare(`SELECT EXISTS (SELECT 1 FROM tickets WHERE site_id = @id AND environment = 'live')
     OR EXISTS (SELECT 1 FROM api_keys WHERE site_id = @id AND environment = 'live') AS yes`),
 }));
@@ -61,7 +66,15 @@ export function listSites(db: DB, workspaceId: string, afterId: number, limit: n
 export function updateSite(db: DB, row: SiteRow): void {
   s(db).update.run(row);
 }
+/**
+ * Deletes a site; its keys, tickets, meters and signing keys go with it (foreign keys), and so do its
+ * rate-limit buckets and idempotency records. SQLite hands a freed row id out again, so anything
+ * left behind would belong to the next site created: a spent rate limit, a replayed ticket.
+ * Call inside a transaction.
+ */
 export function deleteSite(db: DB, id: number): void {
+  s(db).deleteBuckets.run(`site:${id}:live`, `site:${id}:test`);
+  s(db).deleteIdempotency.run(`${id}:`, `${id};`);
   s(db).delete.run(id);
 }
 

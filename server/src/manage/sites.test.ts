@@ -233,6 +233,31 @@ describe('DELETE /v1/sites/:sid', () => {
     expectError(await call(t.base, 'DELETE', `/v1/sites/${site.service_id}`, { key: f.sk.live }), 404, 'not_found');
   });
 
+  it('leaves nothing behind for a later site that gets the freed internal id: no spent rate limit, no replayed response', async () => {
+    const { site, publishable_keys } = await createSite({ rate_limit_per_minute: 2 });
+    const oldId = findSiteByServiceId(t.ctx.db, site.service_id)!.id;
+    const widget = (serviceId: string, pk: string, method: string, path: string, o: Json = {}) =>
+      call(t.base, method, `/v1/widget/${serviceId}${path}`, { key: pk, origin: 'https://shop.example', ...o });
+    const idem = { headers: { 'Idempotency-Key': 'order-42' }, body: { message: 'Where is my order?' } };
+    const first = await widget(site.service_id, publishable_keys.live, 'POST', '/tickets', idem);
+    expect(first.status, first.text).toBe(201);
+    expect((await widget(site.service_id, publishable_keys.live, 'GET', '/config')).status).toBe(200);
+    expect((await widget(site.service_id, publishable_keys.live, 'GET', '/config')).status).toBe(429);
+    expect((await call(t.base, 'DELETE', `/v1/sites/${site.service_id}`, { key: f.sk.live })).status).toBe(204);
+
+    // Another workspace's new site: SQLite hands the freed row id out again.
+    const next = await createSite({ rate_limit_per_minute: 2 }, other.sk.live);
+    expect(findSiteByServiceId(t.ctx.db, next.site.service_id)!.id).toBe(oldId);
+    const config = await widget(next.site.service_id, next.publishable_keys.live, 'GET', '/config');
+    expect(config.status, config.text).toBe(200);
+    expect(config.headers.get('x-ratelimit-remaining')).toBe('1');
+    // The deleted site's stored response (its ticket, its visitor token) is not replayed to the new one.
+    const again = await widget(next.site.service_id, next.publishable_keys.live, 'POST', '/tickets', idem);
+    expect(again.status, again.text).toBe(201);
+    expect(again.json.ticket.id).not.toBe(first.json.ticket.id);
+    expect(again.json.visitor_token).not.toBe(first.json.visitor_token);
+  });
+
   it('a test key cannot delete a site holding live data, but may delete one that has none', async () => {
     const { site } = await createSite({});
     expectError(await call(t.base, 'DELETE', `/v1/sites/${site.service_id}`, { key: f.sk.test }), 403, 'insufficient_scope');
