@@ -225,6 +225,13 @@ describe('parley (dispatch)', () => {
     expect(r.lines).toEqual(['parley: unknown command "frobnicate"; run `parley --help`']);
   });
 
+  it('no command at all: exit 2, one line on stderr, nothing on stdout', () => {
+    const r = run([]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.lines).toEqual(['parley: a command is needed: serve, demo, workspace, site or key; run `parley --help`']);
+  });
+
   it('--help prints the commands and exits 0', () => {
     const r = run(['--help']);
     expect(r.code).toBe(0);

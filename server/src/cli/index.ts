@@ -32,12 +32,14 @@ export async function main(argv: string[]): Promise<number | undefined> {
         return (await import('./site.js')).siteCommand(rest);
       case 'key':
         return (await import('./key.js')).keyCommand(rest);
-      case undefined:
       case 'help':
       case '--help':
       case '-h':
         process.stdout.write(HELP);
-        return command === undefined ? 2 : 0;
+        return 0;
+      case undefined:
+        // A missing command is a usage error like any other: one line on stderr, nothing on stdout.
+        throw new UsageError('a command is needed: serve, demo, workspace, site or key; run `parley --help`');
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}; run \`parley --help\``);
     }
