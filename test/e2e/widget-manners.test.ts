@@ -66,6 +66,43 @@ describe('a keyboard user whose message failed', () => {
   });
 });
 
+describe('a visitor who comes back later', () => {
+  it('finds the replies written while they were away counted on the launcher, and the count gone once read', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/away', shopPage(scriptTag(parley.base, site)));
+    const { page } = await e.session('manners unread while away');
+    const w = widget(page);
+
+    await page.goto(url);
+    await w.launcher.click();
+    const stream = page.waitForResponse((r) => r.url().includes('/events') && r.status() === 200);
+    await w.textbox.fill('Do you ship to Norway?');
+    await w.textbox.press('Enter');
+    await stream;
+    const [ticket] = parley.storedTickets(site);
+    await parley.reply(site, ticket!.id, 'Let me check.');
+    await w.message('Let me check.').waitFor(); // read with the chat open
+
+    await page.goto('about:blank'); // the visitor leaves; the agent answers meanwhile
+    await parley.reply(site, ticket!.id, 'Yes, we do.');
+    await parley.reply(site, ticket!.id, 'Delivery takes 3 days.');
+    await page.goto(url);
+    await expect.poll(() => w.launcher.getAttribute('aria-label')).toBe('Open chat with E2E Shop, 2 unread messages');
+    expect(await w.badge.textContent()).toBe('2');
+
+    await w.launcher.click();
+    await w.message('Delivery takes 3 days.').waitFor();
+    // The widget follows the stream only once the stored conversation is loaded and counted.
+    const loaded = page.waitForResponse((r) => r.url().includes('/events') && r.status() === 200);
+    await page.reload();
+    await loaded;
+    await w.launcher.waitFor({ state: 'visible' });
+    expect(await w.launcher.getAttribute('aria-label')).toBe('Open chat with E2E Shop');
+    expect(await w.badge.count()).toBe(0);
+  });
+});
+
 describe('a page that includes the tag twice', () => {
   it('gets one widget and one console.error when both copies run in <head>, before <body> exists', async () => {
     const { parley, host } = e;

@@ -5,6 +5,8 @@
 export interface Saved {
   ticketId: string;
   visitorToken: string;
+  /** The newest message the visitor has seen with the chat open: later agent replies are unread. */
+  seen?: string;
 }
 
 export interface VisitorStorage {
@@ -64,7 +66,7 @@ export function parseSaved(raw: string | null | undefined): Saved | null {
   try {
     const v = JSON.parse(raw) as Partial<Saved>;
     return typeof v.ticketId === 'string' && typeof v.visitorToken === 'string'
-      ? { ticketId: v.ticketId, visitorToken: v.visitorToken }
+      ? { ticketId: v.ticketId, visitorToken: v.visitorToken, ...(typeof v.seen === 'string' && { seen: v.seen }) }
       : null;
   } catch {
     return null;

@@ -90,6 +90,7 @@ export function createStore(d: StoreDeps) {
   let dead: string | undefined;
   let requireIdentity = false;
   let lastId: string | undefined;
+  let lastAgent: string | undefined;
   let stopStream: (() => void) | undefined;
   let queue: Promise<void> = Promise.resolve();
   let wantOpen = false;
@@ -112,6 +113,7 @@ export function createStore(d: StoreDeps) {
     const fresh: Message[] = [];
     for (const m of messages) {
       lastId = m.id;
+      if (m.author === 'agent') lastAgent = m.id;
       if (items.some((i) => i.key === m.id)) continue;
       const item: Item = { key: m.id, author: m.author, authorName: m.author_name, body: m.body };
       const at = replacing ? items.findIndex((i) => i.key === replacing) : -1;
@@ -124,7 +126,16 @@ export function createStore(d: StoreDeps) {
     }
     if (replacing) items = items.filter((i) => i.key !== replacing);
     set({ items, unread, announcement });
+    seen();
     for (const m of fresh) d.emitter.emit('message', m);
+  }
+
+  /** Remembers with the ticket the newest reply read with the chat open: later ones count as unread on the next page. */
+  function seen(): void {
+    if (saved && state.open && lastAgent && saved.seen !== lastAgent) {
+      saved.seen = lastAgent; // mutated, not replaced: requests in flight compare `saved` by identity
+      d.storage.set(saved);
+    }
   }
 
   function adopt(next: Saved, write: boolean): void {
@@ -138,7 +149,7 @@ export function createStore(d: StoreDeps) {
     stopStream?.();
     stopStream = undefined;
     saved = null;
-    lastId = undefined;
+    lastId = lastAgent = undefined;
     d.storage.clear();
     set({ hasTicket: false, closed: false, items: state.items.filter((i) => i.state) });
   }
@@ -204,7 +215,10 @@ export function createStore(d: StoreDeps) {
     try {
       const res = await d.api.messages(s.ticketId, s.visitorToken);
       if (saved !== s) return;
+      // Replies after the last one read with the chat open (all of them if none was) came while the visitor was away.
+      const read = res.messages.findIndex((m) => m.id === s.seen);
       merge(res.messages, false);
+      if (!state.open) set({ unread: res.messages.slice(read + 1).filter((m) => m.author === 'agent').length });
       set({ closed: res.ticket.status === 'closed' });
       startStream();
     } catch (e) {
@@ -231,6 +245,7 @@ export function createStore(d: StoreDeps) {
     wantOpen = open;
     if (state.phase !== 'ready' || open === state.open) return;
     set({ open, unread: open ? 0 : state.unread });
+    seen();
     d.emitter.emit(open ? 'open' : 'close');
   }
 

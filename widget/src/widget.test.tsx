@@ -168,6 +168,32 @@ describe('conversation', () => {
     expect(messages.map((m) => (m as { body: string }).body)).toEqual(['Is anyone there?', 'Yes, Sam here.']);
   });
 
+  it('counts replies that came while the visitor was away as unread on the next page, and only those', async () => {
+    widget = start(fake);
+    await openPanel();
+    await type('Hello');
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    const [ticketId] = [...fake.tickets.keys()];
+    fake.agentReply(ticketId!, 'Read with the chat open');
+    expect(await ui().findByText('Read with the chat open')).toBeTruthy();
+    widget.destroy(); // the visitor leaves the page
+    fake.agentReply(ticketId!, 'Written while away');
+    fake.agentReply(ticketId!, 'And another');
+
+    widget = start(fake); // and comes back later
+    await launcher();
+    const button = await ui().findByRole('button', { name: 'Open chat with Acme Help, 2 unread messages' });
+    expect(button.querySelector('.badge')!.textContent).toBe('2');
+    fireEvent.click(button);
+    expect(await ui().findByText('And another')).toBeTruthy();
+    widget.destroy();
+
+    widget = start(fake); // everything was read: no count on the next page
+    await launcher();
+    await waitFor(() => expect(fake.requests.filter((r) => r.path.endsWith('/messages'))).toHaveLength(2));
+    expect(await ui().findByRole('button', { name: 'Open chat with Acme Help' })).toBeTruthy();
+  });
+
   it('counts unread agent replies on the launcher while closed, and clears the count on open', async () => {
     widget = start(fake);
     await openPanel();
