@@ -158,3 +158,20 @@ describe('a right-to-left reader', () => {
     expect(stop).toBeLessThan(10);
   });
 });
+
+describe('a visitor on a phone', () => {
+  it('types into fields of at least 16px, so iOS Safari does not zoom the page into them', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/phone-fields', shopPage(scriptTag(parley.base, site)));
+    const { page } = await e.session('manners phone fields', { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const w = widget(page);
+
+    await page.goto(url);
+    await w.launcher.tap();
+    const fields = w.dialog.locator('input, textarea');
+    expect(await fields.count()).toBe(3); // name, email, message
+    const sizes = await fields.evaluateAll((els) => els.map((el) => [el.getAttribute('aria-label'), Number.parseFloat(getComputedStyle(el).fontSize)]));
+    for (const [label, size] of sizes) expect(size, `${label}`).toBeGreaterThanOrEqual(16);
+  });
+});

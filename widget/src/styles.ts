@@ -1,6 +1,7 @@
 // The widget's CSS, applied through adoptedStyleSheets (no <style>, no style=), in px only so a
 // page's root font size cannot resize it. `:host` rules are !important: inside a shadow tree
 // those beat even the page's own !important rules on the host element.
+// Fields are 16px: iOS Safari zooms the page into any smaller field a visitor taps.
 // The focus ring's selector outranks `.launcher`, whose drop shadow would otherwise replace it.
 export const CSS = `
 :host{all:initial!important;display:block!important;position:fixed!important;top:0!important;left:0!important;width:0!important;height:0!important;overflow:visible!important;visibility:visible!important;opacity:1!important;transform:none!important;filter:none!important;contain:none!important;pointer-events:none!important;z-index:var(--pz,2147483000)!important}
@@ -30,7 +31,7 @@ button{cursor:pointer;border:0;background:none}
 .st button{margin-left:6px;padding:2px 8px;border-radius:6px;background:#fff;color:#b00020;font-weight:600}
 .note{padding:8px 16px;font-size:13px;background:#fff4e5;color:#5c3b00}
 .who{display:flex;gap:8px;padding:8px 16px 0}
-.who input{flex:1;min-width:0;height:34px;padding:0 8px;border:1px solid #767676;border-radius:6px;background:#fff;font-size:14px}
+.who input{flex:1;min-width:0;height:36px;padding:0 8px;border:1px solid #767676;border-radius:6px;background:#fff;font-size:16px}
 .err{padding:4px 16px 0;font-size:12px;color:#b00020}
 .compose{position:relative;display:flex;align-items:flex-end;gap:8px;padding:12px 16px;border-top:1px solid #e3e5e8}
 .compose textarea{flex:1;min-height:40px;max-height:120px;padding:9px 10px;border:1px solid #767676;border-radius:8px;background:#fff;resize:none;font-size:16px;line-height:20px}
