@@ -535,6 +535,20 @@ describe('keyboard and screen readers', () => {
     pageInput.remove();
   });
 
+  it('does not send on the Enter that confirms an IME composition, in Chrome (isComposing) or Safari (keyCode 229)', async () => {
+    widget = start(fake);
+    await openPanel();
+    const box = ui().getByRole('textbox', { name: 'Message' }) as HTMLTextAreaElement;
+    fireEvent.input(box, { target: { value: '日本' } });
+    fireEvent.keyDown(box, { key: 'Enter', isComposing: true });
+    fireEvent.keyDown(box, { key: 'Enter', keyCode: 229 }); // Safari: compositionend came first
+    await new Promise((r) => setTimeout(r, 10));
+    expect(fake.requests.filter((r) => r.method === 'POST')).toHaveLength(0);
+    expect(box.value).toBe('日本');
+    fireEvent.keyDown(box, { key: 'Enter', keyCode: 13 }); // the visitor's own Enter
+    await waitFor(() => expect(fake.requests.filter((r) => r.method === 'POST')).toHaveLength(1));
+  });
+
   it('sends on Enter, adds a line on Shift+Enter, and counts characters near the 5,000 limit', async () => {
     widget = start(fake);
     await openPanel();

@@ -34,7 +34,8 @@ export class Composer extends Component<Props, { text: string }> {
           value={text}
           onInput={(e) => this.setState({ text: e.currentTarget.value })}
           onKeyDown={(e) => {
-            if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) this.submit(e);
+            // Safari ends the composition before the Enter that confirms it: keyCode 229 still marks that Enter as the IME's.
+            if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) this.submit(e);
           }}
         />
         {length >= MAX_MESSAGE - 500 && (
