@@ -37,6 +37,28 @@ describe('a keyboard user', () => {
   });
 });
 
+describe('a visitor writing a longer message', () => {
+  it('sees the message box grow with each line, up to a limit after which it scrolls', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/grow', shopPage(scriptTag(parley.base, site)));
+    const { page } = await e.session('manners message box grows');
+    const w = widget(page);
+    const height = async () => (await w.textbox.boundingBox())!.height;
+
+    await page.goto(url);
+    await w.launcher.click();
+    const one = await height();
+    await w.textbox.fill('Hello,\nmy order #1234\nhas not arrived.');
+    expect(await height()).toBeGreaterThanOrEqual(one + 40); // two more lines of 20 px
+    await w.textbox.fill('and so on\n'.repeat(30));
+    expect(await height()).toBeLessThanOrEqual(120);
+    expect(await w.textbox.evaluate((el) => el.scrollHeight > el.clientHeight)).toBe(true);
+    await w.textbox.fill('');
+    expect(await height()).toBe(one);
+  });
+});
+
 describe('a keyboard user whose message failed', () => {
   it('retries it with Enter and stays in the widget, so Escape still closes it', async () => {
     const { parley, host } = e;

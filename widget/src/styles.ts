@@ -34,7 +34,7 @@ button{cursor:pointer;border:0;background:none}
 .who input{flex:1;min-width:0;height:36px;padding:0 8px;border:1px solid #767676;border-radius:6px;background:#fff;font-size:16px}
 .err{padding:4px 16px 0;font-size:12px;color:#b00020}
 .compose{position:relative;display:flex;align-items:flex-end;gap:8px;padding:12px 16px;border-top:1px solid #e3e5e8}
-.compose textarea{flex:1;min-height:40px;max-height:120px;padding:9px 10px;border:1px solid #767676;border-radius:8px;background:#fff;resize:none;font-size:16px;line-height:20px}
+.compose textarea{flex:1;min-height:40px;max-height:120px;padding:9px 10px;border:1px solid #767676;border-radius:8px;background:#fff;resize:none;font-size:16px;line-height:20px;field-sizing:content}
 .send{height:40px;padding:0 14px;border-radius:8px;background:var(--pc);color:var(--pf);font-weight:600}
 .send:disabled{opacity:.55;cursor:default}
 .count{position:absolute;right:16px;top:-18px;padding:0 4px;background:#fff;font-size:11px;color:#555}
