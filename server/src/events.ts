@@ -2,13 +2,17 @@
 // transaction that makes it; one poller per process reads new rows (right away after a local
 // write, and every POLL_MS for writes of other processes, detected through PRAGMA data_version)
 // and hands them to the streams subscribed to that ticket. Work per poll is bounded by new rows.
+// Row ids of a deleted site's tickets and messages can be handed out again (SQLite reuses the
+// highest rowid once it is freed), so every event names the ticket's public id as it is now: a
+// stream compares it with its own and never shows another ticket's messages.
 import type { Logger } from 'pino';
 import type { DB } from './db/open.js';
 import { findMessageBySeq, type MessageRow } from './db/tickets.js';
 
+/** `ticketId`: the public id of the ticket that holds the event's row id now (null: none does). */
 export type FeedEvent =
-  | { kind: 'message'; seq: number; message: MessageRow }
-  | { kind: 'status'; seq: number; status: 'open' | 'closed' };
+  | { kind: 'message'; seq: number; ticketId: string | null; message: MessageRow }
+  | { kind: 'status'; seq: number; ticketId: string | null; status: 'open' | 'closed' };
 
 type Listener = (e: FeedEvent) => void;
 
@@ -30,7 +34,9 @@ export class EventFeed {
   ) {
     this.stmts = {
       max: db.prepare('SELECT COALESCE(MAX(seq), 0) AS seq FROM ticket_events'),
-      after: db.prepare('SELECT * FROM ticket_events WHERE seq > ? ORDER BY seq LIMIT ?'),
+      after: db.prepare(`SELECT e.seq, e.ticket_seq, e.kind, e.message_seq, e.status, t.id AS ticket_id
+        FROM ticket_events e LEFT JOIN tickets t ON t.seq = e.ticket_seq
+        WHERE e.seq > ? ORDER BY e.seq LIMIT ?`),
     };
     this.lastSeq = (this.stmts.max.get() as { seq: number }).seq;
   }
@@ -91,7 +97,8 @@ export class EventFeed {
       this.dataVersion = version;
       for (;;) {
         const rows = this.stmts.after.all(this.lastSeq, BATCH) as {
-          seq: number; ticket_seq: number; kind: 'message' | 'status'; message_seq: number | null; status: 'open' | 'closed' | null;
+          seq: number; ticket_seq: number; kind: 'message' | 'status'; message_seq: number | null;
+          status: 'open' | 'closed' | null; ticket_id: string | null;
         }[];
         for (const r of rows) {
           this.lastSeq = r.seq;
@@ -100,9 +107,10 @@ export class EventFeed {
           let event: FeedEvent | undefined;
           if (r.kind === 'message' && r.message_seq !== null) {
             const message = findMessageBySeq(this.db, r.message_seq);
-            if (message) event = { kind: 'message', seq: r.seq, message };
+            // A message row id freed with its ticket and reused by another ticket's message is not this event's.
+            if (message && message.ticket_seq === r.ticket_seq) event = { kind: 'message', seq: r.seq, ticketId: r.ticket_id, message };
           } else if (r.kind === 'status' && r.status) {
-            event = { kind: 'status', seq: r.seq, status: r.status };
+            event = { kind: 'status', seq: r.seq, ticketId: r.ticket_id, status: r.status };
           }
           if (event) for (const l of [...set]) l(event);
         }

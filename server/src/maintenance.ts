@@ -11,7 +11,10 @@ export function runMaintenance(ctx: AppContext): number {
   const db = ctx.db;
   return db.transaction(() => {
     let n = 0;
-    n += db.prepare('DELETE FROM ticket_events WHERE seq IN (SELECT seq FROM ticket_events WHERE created_at < ? LIMIT ?)')
+    // The newest event always stays: were the table emptied, SQLite would number the next event 1
+    // again, below the last seq each process's feed has read, and live streams would miss events.
+    n += db.prepare(`DELETE FROM ticket_events WHERE seq IN (SELECT seq FROM ticket_events WHERE created_at < ?
+        AND seq < (SELECT MAX(seq) FROM ticket_events) LIMIT ?)`)
       .run(now - 60 * 60_000, BATCH).changes;
     n += db.prepare('DELETE FROM idempotency WHERE (scope, key) IN (SELECT scope, key FROM idempotency WHERE created_at < ? LIMIT ?)')
       .run(now - 24 * 60 * 60_000, BATCH).changes;

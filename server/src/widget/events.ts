@@ -110,6 +110,9 @@ function stream(ctx: AppContext, res: Response, ticket: TicketRow, afterSeq: num
     if (res.writableLength > MAX_QUEUED_BYTES) end();
   };
   const onEvent = (e: FeedEvent) => {
+    // The ticket was deleted (with its site) and its row id now belongs to another ticket: this
+    // stream's conversation is gone, and nothing of the other one may reach it.
+    if (e.ticketId !== ticket.id) return end();
     if (e.kind === 'message') {
       if (e.message.seq <= sentSeq) return;
       sentSeq = e.message.seq;
