@@ -196,4 +196,32 @@ describe('a visitor on a phone', () => {
     const sizes = await fields.evaluateAll((els) => els.map((el) => [el.getAttribute('aria-label'), Number.parseFloat(getComputedStyle(el).fontSize)]));
     for (const [label, size] of sizes) expect(size, `${label}`).toBeGreaterThanOrEqual(16);
   });
+  it('keeps Tab inside the full-screen panel, which hides the page it would otherwise wander into', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/phone-tab', shopPage(scriptTag(parley.base, site)));
+    const { page } = await e.session('manners phone tab', { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const w = widget(page);
+    const focused = () =>
+      page.evaluate(() => {
+        const inner = document.querySelector('parley-widget')?.shadowRoot?.activeElement;
+        return document.activeElement?.tagName === 'PARLEY-WIDGET' && inner?.closest('[role="dialog"]') ? inner.getAttribute('aria-label') : `page: ${document.activeElement?.tagName}`;
+      });
+
+    await page.goto(url);
+    await w.launcher.tap();
+    await w.dialog.waitFor({ state: 'visible' });
+    const seen: (string | null)[] = [];
+    for (let i = 0; i < 6; i++) {
+      await page.keyboard.press('Tab');
+      seen.push(await focused());
+    }
+    expect(seen).toEqual(['Close chat', 'Your name (optional)', 'Your email (optional)', 'Message', 'Close chat', 'Your name (optional)']);
+    await page.keyboard.press('Shift+Tab');
+    await page.keyboard.press('Shift+Tab');
+    expect(await focused()).toBe('Message'); // from the first control back round to the last
+    await page.keyboard.press('Escape');
+    await w.dialog.waitFor({ state: 'detached' });
+    expect(await launcherFocused(page)).toBe(true);
+  });
 });

@@ -42,14 +42,26 @@ export class App extends Component<Props> {
     this.off?.();
   }
 
-  render({ store }: Props) {
+  render({ store, shadow }: Props) {
     const state = store.get();
     if (state.phase !== 'ready') return null;
     return (
       <div
         class={`root ${state.position === 'bottom-left' ? 'left' : 'right'}${state.open ? ' open' : ''}`}
-        // Escape closes from anywhere in the widget, the launcher included.
-        onKeyDown={(e) => state.open && e.key === 'Escape' && store.setOpen(false)}
+        onKeyDown={(e) => {
+          if (!state.open) return;
+          // Escape closes from anywhere in the widget, the launcher included.
+          if (e.key === 'Escape') store.setOpen(false);
+          // On a phone the panel hides the launcher and the page: Tab goes round inside it, not to what it covers.
+          else if (e.key === 'Tab' && !this.launcher.current?.offsetWidth) {
+            const all = shadow.querySelectorAll<HTMLElement>('.panel :is(button,input,textarea,a):not(:disabled)');
+            const edge = all[e.shiftKey ? 0 : all.length - 1];
+            if (shadow.activeElement === edge) {
+              e.preventDefault();
+              all[e.shiftKey ? all.length - 1 : 0]?.focus();
+            }
+          }
+        }}
       >
         <Launcher
           open={state.open}
