@@ -1,6 +1,7 @@
 // Sites: one embedding website each, with its allowlist, limits, prices and widget settings.
 import type { Site, WidgetSettings } from '@parley/shared';
 import { parseOriginEntry, type OriginPattern } from '@parley/shared';
+import { siteBucket } from '../limits/ratelimit.js';
 import { iso } from '../util.js';
 import type { DB } from './open.js';
 import { perDb } from './prepare.js';
@@ -41,9 +42,9 @@ const s = perDb((db) => ({
       daily_spend_cap_micros = @daily_spend_cap_micros, price_ticket_create = @price_ticket_create,
       price_message_create = @price_message_create, widget = @widget WHERE id = @id`),
   delete: db.prepare('DELETE FROM sites WHERE id = ?'),
-  // State keyed by the site's row id without a foreign key: its rate-limit buckets (`site:<id>:<env>`, see
-  // siteBucket in widget/guard.ts)
-  // and idempotency records (scope `<id>:<env>:...`; ';' sorts right after ':', so this is a prefix range).
+  // State keyed by the site's row id without a foreign key: its rate-limit buckets (siteBucket) and
+  // idempotency records (scope `<id>:<env>:...`, see widget/tickets.ts; ';' sorts right after ':',
+  // so `>= '<id>:' AND < '<id>;'` is that prefix as an index range).
   deleteBuckets: db.prepare('DELETE FROM rate_limits WHERE bucket IN (?, ?)'),
   deleteIdempotency: db.prepare('DELETE FROM idempotency WHERE scope >= ? AND scope < ?'),
   liveData: db.prepare(`SELECT EXISTS (SELECT 1 FROM tickets WHERE site_id = @id AND environment = 'live')
@@ -73,7 +74,7 @@ export function updateSite(db: DB, row: SiteRow): void {
  * Call inside a transaction.
  */
 export function deleteSite(db: DB, id: number): void {
-  s(db).deleteBuckets.run(`site:${id}:live`, `site:${id}:test`);
+  s(db).deleteBuckets.run(siteBucket(id, 'live'), siteBucket(id, 'test'));
   s(db).deleteIdempotency.run(`${id}:`, `${id};`);
   s(db).delete.run(id);
 }

@@ -7,6 +7,11 @@ import { perDb } from '../db/prepare.js';
 
 const WINDOW_MS = 60_000;
 
+/** The rate-limit bucket of a site in one environment: test traffic never eats live tokens. */
+export function siteBucket(siteId: number, environment: 'live' | 'test'): string {
+  return `site:${siteId}:${environment}`;
+}
+
 export interface RateDecision {
   allowed: boolean;
   limit: number;

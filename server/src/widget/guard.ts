@@ -8,7 +8,7 @@ import { countRefusal } from '../db/meters.js';
 import { immediate } from '../db/transact.js';
 import type { SiteRow } from '../db/sites.js';
 import { ApiError } from '../errors.js';
-import { setRateLimitHeaders, takeToken, type RateDecision } from '../limits/ratelimit.js';
+import { setRateLimitHeaders, siteBucket, takeToken, type RateDecision } from '../limits/ratelimit.js';
 import { checkOrigin, siteLocals } from './origins.js';
 
 export interface Admitted {
@@ -23,11 +23,6 @@ interface RefusalScope {
   environment: 'live' | 'test';
   /** Set when the refusal was already counted in the transaction that decided it. */
   counted: boolean;
-}
-
-/** The rate-limit bucket of a site in one environment: test traffic never eats live tokens. */
-export function siteBucket(siteId: number, environment: string): string {
-  return `site:${siteId}:${environment}`;
 }
 
 /** Key → site → origin: the checks that only read. After them, refusals are counted. */
