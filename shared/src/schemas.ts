@@ -24,6 +24,17 @@ export function withinChars(text: string, max: number): boolean {
   return true;
 }
 
+/**
+ * A whole number in a query string, written as plain decimal digits: `z.coerce.number()` would
+ * also take `1e1`, `0x10`, ` 5`, `5.0` or an empty value (as 0) and read them as numbers.
+ */
+const QueryInt = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^(0|[1-9][0-9]{0,8})$/, `must be a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
 /** A trimmed string of at most `max` characters (see withinChars). */
 const TrimmedText = (max: number) =>
   z.string().trim().refine((v) => withinChars(v, max), `must be at most ${max} characters`);
@@ -90,7 +101,7 @@ export const VisitorToken = z.string().min(1).max(200);
 
 /** `GET /v1/widget/:serviceId/tickets` (a signed-in user's tickets): a short page, newest first. */
 export const UserTicketsQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(20).optional(),
+  limit: QueryInt(1, 20).optional(),
   cursor: z.string().min(1).max(200).optional(),
 });
 export type UserTicketsQuery = z.infer<typeof UserTicketsQuery>;
@@ -257,13 +268,13 @@ export const RotateKeyBody = z.strictObject({
 
 /** Query of the plain management lists (`GET /v1/sites`, `GET /v1/keys`). */
 export const PageQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(100).optional(),
+  limit: QueryInt(1, 100).optional(),
   cursor: z.string().min(1).max(200).optional(),
 });
 
 export const ListTicketsQuery = z.strictObject({
   status: TicketStatus.optional(),
-  limit: z.coerce.number().int().min(1).max(100).optional(),
+  limit: QueryInt(1, 100).optional(),
   cursor: z.string().min(1).max(200).optional(),
 });
 
@@ -275,7 +286,7 @@ export const AgentReplyBody = z.strictObject({
 export const PatchTicketBody = z.strictObject({ status: TicketStatus });
 
 export const UsageQuery = z.strictObject({
-  days: z.coerce.number().int().min(1).max(90).optional(),
+  days: QueryInt(1, 90).optional(),
 });
 
 export const UsageDay = z.object({

@@ -260,6 +260,7 @@ describe('GET /v1/keys', () => {
     expectError(await call(t.base, 'GET', '/v1/keys?limt=5', { key: f.sk.live }), 400, 'invalid_request');
     expectError(await call(t.base, 'GET', '/v1/keys?limit=0', { key: f.sk.live }), 400, 'invalid_request');
     expectError(await call(t.base, 'GET', '/v1/keys?limit=101', { key: f.sk.live }), 400, 'invalid_request');
+    expectError(await call(t.base, 'GET', '/v1/keys?limit=1e2', { key: f.sk.live }), 400, 'invalid_request');
     expectError(await call(t.base, 'GET', '/v1/keys?cursor=garbage', { key: f.sk.live }), 400, 'invalid_request');
   });
 });

@@ -97,6 +97,8 @@ describe('GET /v1/sites/:sid/tickets', () => {
   it.each([
     ['limit=0'], ['limit=101'], ['limit=abc'], ['limit=1.5'], ['status=pending'], ['cursor=bm90LWEtY3Vyc29y'], ['cursor='],
     ['colour=red'], ['limit=1&limit=2'],
+    // Numbers only in plain decimal: these would read as 10, 16, 5, 5 and 0.
+    ['limit=1e1'], ['limit=0x10'], ['limit=%205'], ['limit=5.0'], ['limit='], ['limit=05'],
   ])('400 invalid_request for ?%s', async (qs) => {
     expectError(await call(t.base, 'GET', `${tickets(site)}?${qs}`, { key: f.sk.live }), 400, 'invalid_request');
   });
@@ -308,7 +310,7 @@ describe('GET /v1/sites/:sid/usage', () => {
     expect((await call(t.base, 'GET', `/v1/sites/${s}/usage?days=90`, { key: f.sk.live })).json.usage).toHaveLength(90);
   });
 
-  it.each([['days=0'], ['days=91'], ['days=x'], ['day=3']])('400 invalid_request for ?%s', async (qs) => {
+  it.each([['days=0'], ['days=91'], ['days=x'], ['day=3'], ['days=1e1'], ['days=+7'], ['days=7.0']])('400 invalid_request for ?%s', async (qs) => {
     expectError(await call(t.base, 'GET', `/v1/sites/${f.serviceId}/usage?${qs}`, { key: f.sk.live }), 400, 'invalid_request');
   });
 

@@ -374,7 +374,7 @@ describe('GET /tickets (a signed-in user on another device)', () => {
     const p3 = await visitor(t.base, fx, 'GET', `/tickets?limit=2&cursor=${p2.json.next_cursor}`, asUser(token));
     expect([...p1.json.tickets, ...p2.json.tickets, ...p3.json.tickets].map((i: { ticket: { id: string } }) => i.ticket.id)).toEqual(ids);
     expect(p3.json.next_cursor).toBeNull();
-    for (const q of ['limit=0', 'limit=21', 'limit=x', 'cursor=bogus', 'other=1']) {
+    for (const q of ['limit=0', 'limit=21', 'limit=x', 'limit=1e1', 'limit=0x5', 'cursor=bogus', 'other=1']) {
       const r = await visitor(t.base, fx, 'GET', `/tickets?${q}`, asUser(token));
       expect(r.status, q).toBe(400);
       expect(r.json.error.code).toBe('invalid_request');
