@@ -11,6 +11,30 @@ export interface OriginPattern {
 
 const HOST_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
+/**
+ * Second-level names that countries register domains under (`example.co.uk`, `example.com.au`,
+ * `example.co.jp`): under a two-letter country code, `*.co.uk` would allow every such site.
+ */
+const COUNTRY_SECOND_LEVEL = new Set(['ac', 'co', 'com', 'edu', 'go', 'gob', 'gov', 'gv', 'ltd', 'me', 'mil', 'ne', 'net', 'nom', 'or', 'org', 'plc', 'sch']);
+/** Hosts where anyone can publish a site of their own under a subdomain (from the Public Suffix List). */
+const SHARED_HOSTS = new Set([
+  'github.io', 'gitlab.io', 'vercel.app', 'netlify.app', 'pages.dev', 'workers.dev', 'web.app', 'firebaseapp.com',
+  'herokuapp.com', 'appspot.com', 'azurewebsites.net', 'azurestaticapps.net', 'cloudfront.net', 'amplifyapp.com',
+  'onrender.com', 'fly.dev', 'glitch.me', 'blogspot.com', 'ngrok.io', 'ngrok-free.app', 'surge.sh', 'replit.app',
+]);
+
+/**
+ * True when `*.<host>` would cover other people's sites: a public suffix (a country's `co.uk`,
+ * a shared host such as `github.io`) or the tail of an IP address. A heuristic with a short list,
+ * not the whole Public Suffix List: it refuses the wildcards owners are most likely to type.
+ */
+function publicSuffix(host: string): boolean {
+  const labels = host.split('.');
+  if (labels.every((l) => /^[0-9]+$/.test(l))) return true;
+  if (SHARED_HOSTS.has(host)) return true;
+  return labels.length === 2 && /^[a-z]{2}$/.test(labels[1]!) && COUNTRY_SECOND_LEVEL.has(labels[0]!);
+}
+
 function splitOrigin(text: string): { scheme: string; host: string; port: string } | null {
   const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#@\s]+?)(?::(\d{1,5}))?\/?$/.exec(text);
   if (!m) return null;
@@ -61,6 +85,7 @@ export function parseOriginEntry(entry: string): OriginPattern | null {
   const ascii = asciiHost(host);
   if (ascii === null || !validHost(ascii)) return null;
   host = ascii;
+  if (wildcard && publicSuffix(host)) return null;
   return { scheme: parts.scheme as 'http' | 'https', host, port: parts.port, wildcard };
 }
 

@@ -198,7 +198,7 @@ export type UserTicketsResponse = z.infer<typeof UserTicketsResponse>;
 export const OriginEntry = z.string().transform((v, ctx) => {
   const n = normalizeOriginEntry(v);
   if (!n) {
-    ctx.addIssue({ code: 'custom', message: 'must be scheme://host[:port] or https://*.domain, with no path' });
+    ctx.addIssue({ code: 'custom', message: 'must be scheme://host[:port] or https://*.domain, with no path; a wildcard needs a domain of your own, not a public suffix such as *.co.uk or *.github.io' });
     return z.NEVER;
   }
   return n;

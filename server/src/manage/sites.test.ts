@@ -104,6 +104,11 @@ describe('POST /v1/sites', () => {
     ['an invalid origin', { allowed_origins: ['https://a.example/path'] }, 'allowed_origins.0'],
     ['a bare wildcard', { allowed_origins: ['https://*'] }, 'allowed_origins.0'],
     ['a non-http scheme', { allowed_origins: ['ftp://a.example'] }, 'allowed_origins.0'],
+    // A wildcard over a public suffix would admit everybody's sites under it.
+    ['a wildcard over a country suffix', { allowed_origins: ['https://a.example', 'https://*.co.uk'] }, 'allowed_origins.1'],
+    ['a wildcard over com.au', { allowed_origins: ['https://*.COM.au'] }, 'allowed_origins.0'],
+    ['a wildcard over a shared host', { allowed_origins: ['https://*.github.io'] }, 'allowed_origins.0'],
+    ['a wildcard over an IP address tail', { allowed_origins: ['http://*.0.0.1:3000'] }, 'allowed_origins.0'],
     ['a bad service id', { service_id: 'Bad_Id' }, 'service_id'],
     ['a rate limit of 0', { rate_limit_per_minute: 0 }, 'rate_limit_per_minute'],
     ['a negative cap', { daily_spend_cap_micros: -1 }, 'daily_spend_cap_micros'],
@@ -117,6 +122,13 @@ describe('POST /v1/sites', () => {
     const err = expectError(await call(t.base, 'POST', '/v1/sites', { key: f.sk.live, body }), 400, 'invalid_request');
     expect(err.issues.map((i: Json) => i.path)).toContain(path);
     if (typeof body.service_id === 'string' && /^[a-z0-9]/.test(body.service_id)) expect(findSiteByServiceId(t.ctx.db, body.service_id)).toBeUndefined();
+  });
+
+  it('a wildcard over a domain of its own is kept, also under a country suffix or a shared host', async () => {
+    const entries = ['https://*.shop.co.uk', 'https://*.acme.com.au', 'https://*.acme.github.io', 'https://*.example.com', 'http://*.localhost:5173'];
+    const r = await call(t.base, 'POST', '/v1/sites', { key: f.sk.live, body: { service_id: sid(), name: 'x', allowed_origins: entries } });
+    expect(r.status, r.text).toBe(201);
+    expect(r.json.site.allowed_origins).toEqual(entries);
   });
 
   it('a service id that is taken (by any workspace) is 400', async () => {
