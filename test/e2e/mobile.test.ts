@@ -76,4 +76,29 @@ describe('a visitor on a phone', () => {
     await w.dialog.waitFor({ state: 'detached' });
     await w.launcher.waitFor({ state: 'visible' });
   });
+
+  it('8b. turned sideways (844×390) still gets the full-screen panel, with the composer above a keyboard', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/phone-landscape', shopPage(scriptTag(parley.base, site), { body: '<p>A long product page.</p>'.repeat(40) }));
+    const { page } = await e.session('scenario 8b landscape', { ...PHONE, viewport: { width: 844, height: 390 } });
+    const w = widget(page);
+    await page.goto(url);
+    await w.launcher.tap();
+    await w.dialog.waitFor({ state: 'visible' });
+    const panel = (await w.dialog.boundingBox())!;
+    expect([panel.x, panel.y, panel.width, panel.height].map(Math.round)).toEqual([0, 0, 844, 390]);
+    // A landscape keyboard leaves about 200 px: the floating panel would sit behind it, this one follows.
+    await page.setViewportSize({ width: 844, height: 200 });
+    await expect.poll(async () => (await w.dialog.boundingBox())!.height, { timeout: 2_000 }).toBeCloseTo(200, 0);
+    const box = (await w.textbox.boundingBox())!;
+    expect(box.y).toBeGreaterThanOrEqual(0);
+    expect(box.y + box.height).toBeLessThanOrEqual(200);
+    expect((await hitTest(page, w.send)).hitsTarget).toBe(true);
+    await keepScreenshot(page, 'mobile-landscape-keyboard');
+    await w.textbox.tap();
+    await page.keyboard.type('Sent sideways');
+    await w.send.tap();
+    await w.delivered('Sent sideways').waitFor();
+  });
 });

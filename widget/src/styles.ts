@@ -3,6 +3,8 @@
 // those beat even the page's own !important rules on the host element.
 // Fields are 16px: iOS Safari zooms the page into any smaller field a visitor taps.
 // The focus ring's selector outranks `.launcher`, whose drop shadow would otherwise replace it.
+// The full-screen layout is for screens under 480px wide or tall (a phone either way up), written as
+// one `not ... and ...` query rather than a comma list, which happy-dom (the unit tests) cannot read.
 export const CSS = `
 :host{all:initial!important;display:block!important;position:fixed!important;top:0!important;left:0!important;width:0!important;height:0!important;overflow:visible!important;visibility:visible!important;opacity:1!important;transform:none!important;filter:none!important;contain:none!important;pointer-events:none!important;z-index:var(--pz,2147483000)!important}
 *{box-sizing:border-box;margin:0;padding:0;font:inherit;color:inherit}
@@ -39,7 +41,7 @@ button{cursor:pointer;border:0;background:none}
 .send:disabled{opacity:.55;cursor:default}
 .count{position:absolute;right:16px;top:-18px;padding:0 4px;background:#fff;font-size:11px;color:#555}
 .count.over{color:#b00020;font-weight:700}
-@media (max-width:479.98px){
+@media not all and (min-width:480px) and (min-height:480px){
 .panel{top:var(--pvt,0px);left:0;right:0;bottom:auto;width:100%;max-width:none;height:var(--pvh,100%);max-height:none;border-radius:0;padding:env(safe-area-inset-top,0px) env(safe-area-inset-right,0px) env(safe-area-inset-bottom,0px) env(safe-area-inset-left,0px)}
 .left .panel{left:0}
 .open .launcher{display:none}
