@@ -209,6 +209,31 @@ describe('the per-site stream cap', () => {
   });
 });
 
+describe('a deleted site', () => {
+  it("ends its tickets' open streams by the next heartbeat (no event would ever end them); other sites' streams go on", async () => {
+    const doomed = seed(t.ctx, { rate_limit_per_minute: 10_000 });
+    const other = seed(t.ctx, { rate_limit_per_minute: 10_000 });
+    const c = await createTicket(t.base, doomed);
+    const o = await createTicket(t.base, other);
+    const streams = await Promise.all([0, 1, 2].map(() => openStream(eventsUrl(doomed, c.ticket.id), streamHeaders(doomed, c.visitor_token))));
+    const kept = await openStream(eventsUrl(other, o.ticket.id), streamHeaders(other, o.visitor_token));
+    try {
+      expect([...streams, kept].map((s) => s.status)).toEqual([200, 200, 200, 200]);
+      const del = await call(t.base, 'DELETE', `/v1/sites/${doomed.serviceId}`, { key: doomed.sk.live });
+      expect(del.status, del.text).toBeLessThan(300);
+      const ended = await Promise.race([Promise.all(streams.map((s) => s.ended)).then(() => true), new Promise((r) => setTimeout(() => r(false), 2000))]);
+      expect(ended, 'the streams of the deleted ticket ended').toBe(true);
+      const beats = kept.lines.filter((l) => l === ': heartbeat').length;
+      const until = Date.now() + 2000;
+      while (kept.lines.filter((l) => l === ': heartbeat').length <= beats && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(kept.lines.filter((l) => l === ': heartbeat').length).toBeGreaterThan(beats);
+    } finally {
+      for (const s of streams) s.close();
+      kept.close();
+    }
+  });
+});
+
 describe('draining', () => {
   it('ends open streams when the server closes', async () => {
     const own = await startTestServer();

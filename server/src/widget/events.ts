@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { Router, type Request, type Response } from 'express';
 import type { AppContext } from '../context.js';
-import { findMessageById, listMessages, messageToApi, type MessageRow, type TicketRow } from '../db/tickets.js';
+import { findMessageById, findTicketBySeq, listMessages, messageToApi, type MessageRow, type TicketRow } from '../db/tickets.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import type { FeedEvent } from '../events.js';
 import { admit } from './guard.js';
@@ -124,7 +124,19 @@ function stream(ctx: AppContext, res: Response, ticket: TicketRow, afterSeq: num
 
   // Subscribe before reading the catch-up, so a message committed in between is not lost.
   const unsubscribe = ctx.events.subscribe(ticket.seq, onEvent);
-  const heartbeat = setInterval(() => send(': heartbeat\n\n'), ctx.limits.heartbeatMs);
+  // A ticket deleted with its site gets no more events: each heartbeat first checks it is still
+  // there, so its stream ends (and frees its slot) instead of idling until the client leaves.
+  const beat = () => {
+    let gone = false;
+    try {
+      gone = findTicketBySeq(ctx.db, ticket.seq)?.id !== ticket.id;
+    } catch {
+      // The database is closing: the drain ends the stream.
+    }
+    if (gone) end();
+    else send(': heartbeat\n\n');
+  };
+  const heartbeat = setInterval(beat, ctx.limits.heartbeatMs);
   heartbeat.unref();
   ctx.closing.addEventListener('abort', end);
   function cleanup(): void {
