@@ -22,7 +22,6 @@ export class ApiError extends Error {
     readonly status = 0,
     /** Seconds from Retry-After, when sent. */
     readonly retryAfter?: number,
-    readonly resetsAt?: string,
   ) {
     super(message);
   }
@@ -133,14 +132,13 @@ export function createApi(o: ApiOptions) {
 }
 
 function toError(res: Response, data: unknown): ApiError {
-  const e = (data as { error?: { code?: unknown; message?: unknown; resets_at?: unknown } } | undefined)?.error;
+  const e = (data as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
   const retry = Number(res.headers.get('Retry-After'));
   return new ApiError(
     typeof e?.code === 'string' ? (e.code as ErrorCode) : res.status >= 500 ? 'internal_error' : 'bad_response',
     typeof e?.message === 'string' ? e.message : `HTTP ${res.status}`,
     res.status,
     retry > 0 ? Math.ceil(retry) : undefined,
-    typeof e?.resets_at === 'string' ? e.resets_at : undefined,
   );
 }
 

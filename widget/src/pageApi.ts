@@ -12,7 +12,6 @@ export interface PageApi {
   on(event: EventName, fn: Listener): () => void;
 }
 
-const METHODS = ['open', 'close', 'toggle', 'identify', 'reset', 'on'] as const;
 /** Calls that show or hide the panel wait for ready; the others apply at once, so a queued
  * reset() forgets the old visitor before the stored conversation would be loaded. */
 const AFTER_READY = ['open', 'close', 'toggle'];
@@ -25,7 +24,8 @@ export function installPageApi(win: Window, api: PageApi, whenReady: (fn: () => 
   w.Parley = Object.freeze({ ...api });
   for (const call of queue) {
     const [method, ...args] = Array.isArray(call) ? call : [];
-    if (!(METHODS as readonly unknown[]).includes(method)) continue;
+    // The allow-list is the api itself: its own named functions, nothing inherited.
+    if (!Object.keys(api).includes(method)) continue;
     const run = () => {
       try {
         (api[method as keyof PageApi] as (...a: unknown[]) => unknown)(...args);

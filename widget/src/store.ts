@@ -293,6 +293,7 @@ export function createStore(d: StoreDeps) {
       out.body = undefined;
       out.idempotencyKey = newIdempotencyKey();
     };
+    let notice = e.status === 0 ? TEXT.offline : e.status === 400 ? `Message not sent: ${e.message}` : '';
     switch (e.code) {
       case 'not_found':
         if (saved) {
@@ -308,21 +309,19 @@ export function createStore(d: StoreDeps) {
         if (e.code === 'invalid_user_token') expired();
         return set({ notice: e.code === 'identity_required' ? TEXT.signIn : TEXT.expired });
       case 'rate_limit_exceeded':
-        patchItem(key, { state: 'failed' });
-        return set({ notice: TEXT.rateLimited(e.retryAfter ?? 60) });
-      case 'spend_cap_exceeded':
-        patchItem(key, { state: 'failed' });
-        return set({ notice: TEXT.unavailable });
+        notice = TEXT.rateLimited(e.retryAfter ?? 60);
+        break;
       case 'invalid_api_key':
       case 'origin_not_allowed':
       case 'site_mismatch':
         console.error(ownerHelp(e, d.serviceId, d.apiBase, win));
-        patchItem(key, { state: 'failed' });
-        return set({ notice: TEXT.unavailable });
-      default:
+        notice = TEXT.unavailable;
+        break;
+      case 'spend_cap_exceeded':
+        notice = TEXT.unavailable;
     }
     patchItem(key, { state: 'failed' });
-    set({ notice: e.status === 0 ? TEXT.offline : e.status === 400 ? `Message not sent: ${e.message}` : '' });
+    set({ notice });
   }
 
   return {

@@ -17,7 +17,7 @@ export function Launcher({ open, unread, siteName, onToggle, buttonRef }: Props)
   return (
     <button ref={buttonRef} type="button" class="launcher" aria-label={label} aria-expanded={open} onClick={onToggle}>
       <svg viewBox="0 0 24 24" aria-hidden="true">
-        {open ? <path d="M6 6l12 12M18 6L6 18" /> : <path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z" />}
+        <path d={open ? 'M6 6l12 12M18 6L6 18' : 'M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z'} />
       </svg>
       {count > 0 && (
         <span class="badge" aria-hidden="true">
