@@ -1,10 +1,10 @@
 // The widget's vitest project (listed in the root vitest.config.ts): component and behaviour tests in happy-dom.
 import { defineProject } from 'vitest/config';
-import { alias } from './vite.config.ts';
+import { alias, jsx } from './vite.config.ts';
 
 export default defineProject({
   resolve: { alias },
-  oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
+  oxc: jsx, // the JSX runtime the shipped file uses
   test: {
     name: 'widget',
     root: import.meta.dirname,
