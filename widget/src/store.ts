@@ -14,8 +14,8 @@ export interface Item {
   author: 'visitor' | 'agent';
   authorName: string | null;
   body: string;
-  /** Set while the message is only local. */
-  state?: 'sending' | 'failed' | 'waiting';
+  /** Set while the message is only local; `covered`: not shown, the server's copy of it is (see merge). */
+  state?: 'sending' | 'failed' | 'waiting' | 'covered';
 }
 
 export interface State {
@@ -105,7 +105,21 @@ export function createStore(d: StoreDeps) {
     set({ items: state.items.flatMap((i) => (i.key !== key ? [i] : patch ? [{ ...i, ...patch }] : [])) });
   }
 
-  /** Adds server messages not yet shown; `live` ones count as unread while the panel is closed. */
+  /**
+   * Adds server messages not yet shown; `live` ones count as unread while the panel is closed.
+   *
+   * A visitor message that is not yet shown but has the text of one still sending or "Not sent"
+   * is most likely that one: its POST reached the server and the stream (or a catch-up) brought
+   * the stored copy before, or instead of, the answer. The local item is then covered (hidden)
+   * rather than shown beside the copy, and confirmed by sending its outbox entry again with its
+   * own Idempotency-Key: a replay answers with the id already shown, so nothing changes; if it was
+   * another message (the same words from another tab) the replay stores ours and it appears; if
+   * the replay fails too, the item shows as "Not sent" again. So a guess never drops a message.
+   * Of two items with the same text the oldest is covered first, one per copy. A sending item is
+   * confirmed by its own request when that is still to come, else (it was out) by one replay
+   * after it failed (deliver). Not for `replacing`: that answer is the item's own. reset() drops
+   * the outbox and every item, and the epoch drops replays still out.
+   */
   function merge(messages: Message[], live: boolean, replacing?: string): void {
     let items = state.items;
     let unread = state.unread;
@@ -118,6 +132,14 @@ export function createStore(d: StoreDeps) {
       const item: Item = { key: m.id, author: m.author, authorName: m.author_name, body: m.body };
       const at = replacing ? items.findIndex((i) => i.key === replacing) : -1;
       items = at >= 0 ? [...items.slice(0, at), item, ...items.slice(at)] : [...items, item];
+      const mine =
+        replacing || m.author !== 'visitor'
+          ? undefined
+          : items.find((i) => (i.state === 'sending' || i.state === 'failed') && i.body === m.body);
+      if (mine) {
+        items = items.map((i) => (i === mine ? { ...i, state: 'covered' } : i));
+        if (mine.state === 'failed') enqueue(mine.key);
+      }
       fresh.push(m);
       if (live && m.author === 'agent') {
         if (!state.open) unread++;
@@ -257,7 +279,8 @@ export function createStore(d: StoreDeps) {
     const out = outbox.get(key);
     if (!out) return;
     const at = epoch;
-    patchItem(key, { state: 'sending' });
+    const covered = isCovered(key);
+    if (!covered) patchItem(key, { state: 'sending' });
     set({ notice: '' });
     try {
       if (!saved) {
@@ -281,8 +304,15 @@ export function createStore(d: StoreDeps) {
         if (state.closed) set({ closed: false });
       }
     } catch (e) {
-      if (at === epoch) refused(key, out, e instanceof ApiError ? e : new ApiError('network', String(e)));
+      if (at !== epoch) return;
+      // Covered while this request was out (see merge): one replay confirms the copy.
+      if (!covered && isCovered(key)) enqueue(key);
+      else refused(key, out, e instanceof ApiError ? e : new ApiError('network', String(e)));
     }
+  }
+
+  function isCovered(key: string): boolean {
+    return state.items.some((i) => i.key === key && i.state === 'covered');
   }
 
   /** Keeps a message that was not sent, and says why in plain words. */

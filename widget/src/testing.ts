@@ -24,7 +24,7 @@ interface FakeResponse {
   json(): Promise<unknown>;
 }
 
-type Override = (r: Recorded) => FakeResponse | 'network' | undefined;
+type Override = (r: Recorded) => FakeResponse | 'network' | Promise<'network'> | undefined;
 
 const respond = (status: number, data: unknown, headers: Record<string, string> = {}): FakeResponse => ({
   ok: status >= 200 && status < 300,
@@ -104,6 +104,28 @@ export function fakeParley() {
     return refusal(404, 'not_found');
   }
 
+  function publish(msg: Message): void {
+    for (const s of streams) if (s.ticketId === msg.ticket_id) s.push(`event: message\nid: ${msg.id}\ndata: ${JSON.stringify(msg)}\n\n`);
+  }
+
+  function write(ticketId: string, author: 'visitor' | 'agent', body: string): Message {
+    const msg = message(ticketId, author, body);
+    tickets.get(ticketId)!.messages.push(msg);
+    publish(msg);
+    return msg;
+  }
+
+  /** Like the server, a POST with an Idempotency-Key already answered gets that answer again (nothing new is stored). */
+  const answered = new Map<string, FakeResponse>();
+  function serve(r: Recorded): FakeResponse {
+    const key = r.method === 'POST' ? r.headers['idempotency-key'] : undefined;
+    const seen = key && answered.get(key);
+    if (seen) return seen;
+    const res = route(r);
+    if (key && res.ok) answered.set(key, res);
+    return res;
+  }
+
   function openStream(r: Recorded, signal: AbortSignal | undefined): FakeResponse {
     const ticketId = decodeURIComponent(/\/tickets\/([^/]+)\/events$/.exec(r.path)![1]!);
     const encoder = new TextEncoder();
@@ -154,7 +176,7 @@ export function fakeParley() {
     requests.push(r);
     await Promise.resolve();
     for (const o of [...overrides]) {
-      const res = o(r);
+      const res = await o(r);
       if (res === undefined) continue;
       overrides.splice(overrides.indexOf(o), 1);
       if (res === 'network') throw new TypeError('Failed to fetch');
@@ -163,7 +185,7 @@ export function fakeParley() {
     if (r.method === 'GET' && r.path.endsWith('/events') && route({ ...r, method: 'GET', path: r.path.replace(/events$/, 'messages') }).ok) {
       return openStream(r, init.signal ?? undefined) as unknown as Response;
     }
-    return route(r) as unknown as Response;
+    return serve(r) as unknown as Response;
   };
 
   return {
@@ -188,11 +210,31 @@ export function fakeParley() {
     },
     /** An agent writes a reply; open streams of that ticket receive it as a `message` event. */
     agentReply(ticketId: string, body: string): Message {
-      const t = tickets.get(ticketId)!;
-      const msg = message(ticketId, 'agent', body);
-      t.messages.push(msg);
-      for (const s of streams) if (s.ticketId === ticketId) s.push(`event: message\nid: ${msg.id}\ndata: ${JSON.stringify(msg)}\n\n`);
-      return msg;
+      return write(ticketId, 'agent', body);
+    },
+    /** The visitor writes from another tab: stored, and sent on the ticket's open streams. */
+    otherTabWrites(ticketId: string, body: string): Message {
+      return write(ticketId, 'visitor', body);
+    },
+    /**
+     * The next request matching `when` reaches the server, which stores it and (as the real server
+     * does) sends the new message on the ticket's open streams; its answer is then lost (network).
+     * `copy` orders the two: the stream brings the stored copy 30 ms before, or 30 ms after, the failure.
+     */
+    loseAnswer(when: (r: Recorded) => boolean, copy: 'before the failure' | 'after the failure') {
+      overrides.push((r) => {
+        if (!when(r)) return undefined;
+        const res = serve(r);
+        const ticketId = /\/tickets\/([^/]+)\/messages$/.exec(r.path)?.[1];
+        const stored = res.ok && ticketId ? tickets.get(decodeURIComponent(ticketId))?.messages.at(-1) : undefined;
+        const later = (fn: () => void) => new Promise<void>((resolve) => setTimeout(resolve, 30)).then(fn);
+        if (copy === 'after the failure') {
+          void later(() => stored && publish(stored));
+          return 'network';
+        }
+        if (stored) publish(stored);
+        return later(() => undefined).then(() => 'network' as const);
+      });
     },
     openStreams: () => streams.size,
     /** The server ends every open stream (a deploy, a proxy timeout); the widget reconnects. */

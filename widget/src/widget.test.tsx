@@ -246,6 +246,79 @@ describe('never losing a message', () => {
     expect(widget.host.shadowRoot!.activeElement?.getAttribute('aria-label')).toBe('Message');
   });
 
+  /** The most copies of `body` the conversation ever showed at once, from now on. */
+  function copiesShown(body: string) {
+    const seen = { max: 0 };
+    const shadow = shadowOf(widget!);
+    const count = () => {
+      const n = [...shadow.querySelectorAll('li.m')].filter((li) => li.querySelector('.b')?.textContent === body).length;
+      seen.max = Math.max(seen.max, n);
+    };
+    new MutationObserver(count).observe(shadow, { subtree: true, childList: true, characterData: true, attributes: true });
+    return seen;
+  }
+
+  const posts = () => fake.requests.filter((r) => r.method === 'POST');
+  const settled = () => waitFor(() => expect(widget!.store.get().items.filter((i) => i.state)).toEqual([]));
+
+  it.each(['before the failure', 'after the failure'] as const)(
+    'shows a message whose answer was lost once when the stream brings its stored copy %s, and confirms it with the same Idempotency-Key',
+    async (copy) => {
+      widget = start(fake);
+      await openPanel();
+      await type('Hello');
+      await waitFor(() => expect(fake.openStreams()).toBe(1));
+      const text = 'Did this arrive?';
+      const shown = copiesShown(text);
+      fake.loseAnswer((r) => r.method === 'POST', copy);
+      await type(text);
+      await waitFor(() => expect(posts()).toHaveLength(3)); // the ticket, the lost answer, its replay
+      await settled();
+      expect(posts()[2]!.headers['idempotency-key']).toBe(posts()[1]!.headers['idempotency-key']);
+      expect(ui().getAllByText(text)).toHaveLength(1);
+      expect(ui().queryByText('Not sent')).toBeNull();
+      expect(shown.max).toBe(1);
+      const [ticket] = [...fake.tickets.values()];
+      expect(ticket!.messages.map((m) => m.body)).toEqual(['Hello', text]);
+    },
+  );
+
+  it('still delivers its own message when the same text, sent from another tab, arrives while it is "Not sent"', async () => {
+    widget = start(fake);
+    await openPanel();
+    await type('Hello');
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    fake.failNext((r) => r.method === 'POST', 'network'); // this one never reached the server
+    await type('Same words');
+    expect(await ui().findByText('Not sent')).toBeTruthy();
+    const [ticketId] = [...fake.tickets.keys()];
+    fake.otherTabWrites(ticketId!, 'Same words');
+    await waitFor(() => expect(posts()).toHaveLength(3));
+    await settled();
+    expect(ui().getAllByText('Same words')).toHaveLength(2);
+    expect(fake.tickets.get(ticketId!)!.messages.map((m) => m.body)).toEqual(['Hello', 'Same words', 'Same words']);
+    expect(ui().queryByText('Not sent')).toBeNull();
+  });
+
+  it('shows the message as "Not sent" again when the replay that would confirm the stored copy fails too', async () => {
+    widget = start(fake);
+    await openPanel();
+    await type('Hello');
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    fake.loseAnswer((r) => r.method === 'POST', 'after the failure');
+    await type('Are you there?');
+    expect(await ui().findByText('Not sent')).toBeTruthy();
+    fake.failNext((r) => r.method === 'POST', 'network'); // the background replay
+    await waitFor(() => expect(posts()).toHaveLength(3));
+    // Perhaps another tab's message: this one is kept, with Retry, beside the copy that came.
+    expect(await ui().findByText('Not sent')).toBeTruthy();
+    expect(ui().getAllByText('Are you there?')).toHaveLength(2);
+    fireEvent.click(ui().getByRole('button', { name: 'Retry' }));
+    await settled();
+    expect(ui().getAllByText('Are you there?')).toHaveLength(1);
+    expect([...fake.tickets.values()][0]!.messages.map((m) => m.body)).toEqual(['Hello', 'Are you there?']);
+  });
+
   it('gives every new message its own Idempotency-Key', async () => {
     widget = start(fake);
     await openPanel();

@@ -30,22 +30,25 @@ export class MessageList extends Component<Props> {
             <MessageText text={greeting} />
           </li>
         )}
-        {items.map((i) => (
-          <li key={i.key} class={`m ${i.author}${i.state ? ` ${i.state}` : ''}`}>
-            <span class="sr">{i.author === 'agent' ? `${i.authorName || siteName}: ` : 'You: '}</span>
-            <MessageText text={i.body} />
-            {i.state === 'sending' && <span class="st">Sending…</span>}
-            {i.state === 'waiting' && <span class="st">Waiting for sign-in…</span>}
-            {i.state === 'failed' && (
-              <span class="st">
-                Not sent
-                <button type="button" onClick={() => onRetry(i.key)}>
-                  Retry
-                </button>
-              </span>
-            )}
-          </li>
-        ))}
+        {items.map(
+          (i) =>
+            i.state !== 'covered' && (
+              <li key={i.key} class={`m ${i.author}${i.state ? ` ${i.state}` : ''}`}>
+                <span class="sr">{i.author === 'agent' ? `${i.authorName || siteName}: ` : 'You: '}</span>
+                <MessageText text={i.body} />
+                {i.state === 'sending' && <span class="st">Sending…</span>}
+                {i.state === 'waiting' && <span class="st">Waiting for sign-in…</span>}
+                {i.state === 'failed' && (
+                  <span class="st">
+                    Not sent
+                    <button type="button" onClick={() => onRetry(i.key)}>
+                      Retry
+                    </button>
+                  </span>
+                )}
+              </li>
+            ),
+        )}
       </ol>
     );
   }
