@@ -19,8 +19,9 @@ export const alias = {
  * and devtools, are not used: the widget is only ever built).
  */
 export const jsx = {
-  jsx: { runtime: 'classic', pragma: 'h', pragmaFrag: 'Fragment' },
-  jsxInject: "import { h, Fragment } from 'preact'",
+  // Injected under names of its own, so that a file may import h or Fragment itself.
+  jsx: { runtime: 'classic', pragma: 'jsxH', pragmaFrag: 'JsxFragment' },
+  jsxInject: "import { h as jsxH, Fragment as JsxFragment } from 'preact'",
 } as const;
 
 export default defineConfig({

@@ -58,6 +58,14 @@ describe('a visitor on an allowed origin', () => {
     await w.message(answer).waitFor({ state: 'visible', timeout: Math.max(1, 2_000 - (Date.now() - sentAt)) });
     expect(Date.now() - sentAt).toBeLessThan(2_000);
     expect(await w.message(answer).getAttribute('class')).toContain('agent');
+    // The agent's name (author_name "Sam") is shown just above the reply, and not read out twice.
+    const name = w.message(answer).locator('xpath=preceding-sibling::li[1]');
+    expect(await name.textContent()).toBe('Sam');
+    expect(await name.getAttribute('aria-hidden')).toBe('true');
+    const [label, bubble] = [await name.boundingBox(), await w.message(answer).boundingBox()];
+    expect(label!.height).toBeGreaterThan(8);
+    expect(label!.y + label!.height).toBeLessThanOrEqual(bubble!.y);
+    expect(label!.x).toBeGreaterThanOrEqual(bubble!.x);
     // Screen readers hear it.
     await expect.poll(() => w.host.locator('.sr[aria-live]').textContent()).toContain(answer);
     await keepScreenshot(page, 'desktop-open');

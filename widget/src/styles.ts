@@ -27,6 +27,7 @@ button{cursor:pointer;border:0;background:none}\
 .m{max-width:85%;padding:8px 12px;border-radius:12px;white-space:pre-wrap;overflow-wrap:anywhere;background:#eef0f3;align-self:flex-start}\
 .m.visitor{align-self:flex-end;background:var(--pc);color:var(--pf)}\
 .b{display:block}\
+.n{margin:0 12px -6px;font-size:12px;color:#555;overflow-wrap:anywhere}\
 .m a{text-decoration:underline}\
 .m.failed{box-shadow:0 0 0 2px #b00020}\
 .st{display:block;font-size:12px;opacity:.9}\

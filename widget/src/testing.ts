@@ -108,8 +108,8 @@ export function fakeParley() {
     for (const s of streams) if (s.ticketId === msg.ticket_id) s.push(`event: message\nid: ${msg.id}\ndata: ${JSON.stringify(msg)}\n\n`);
   }
 
-  function write(ticketId: string, author: 'visitor' | 'agent', body: string): Message {
-    const msg = message(ticketId, author, body);
+  function write(ticketId: string, author: 'visitor' | 'agent', body: string, authorName?: string | null): Message {
+    const msg = { ...message(ticketId, author, body), ...(authorName !== undefined && { author_name: authorName }) };
     tickets.get(ticketId)!.messages.push(msg);
     publish(msg);
     return msg;
@@ -208,9 +208,9 @@ export function fakeParley() {
       tickets.set(ticketId, { token: `vt_${ticketId}`, ticket, messages: [message(ticketId, 'visitor', body)], user });
       return { ticketId, visitorToken: `vt_${ticketId}` };
     },
-    /** An agent writes a reply; open streams of that ticket receive it as a `message` event. */
-    agentReply(ticketId: string, body: string): Message {
-      return write(ticketId, 'agent', body);
+    /** An agent (Sam, or `authorName`) writes a reply; open streams of that ticket receive it as a `message` event. */
+    agentReply(ticketId: string, body: string, authorName?: string | null): Message {
+      return write(ticketId, 'agent', body, authorName);
     },
     /** The visitor writes from another tab: stored, and sent on the ticket's open streams. */
     otherTabWrites(ticketId: string, body: string): Message {

@@ -168,6 +168,29 @@ describe('conversation', () => {
     expect(messages.map((m) => (m as { body: string }).body)).toEqual(['Is anyone there?', 'Yes, Sam here.']);
   });
 
+  it("shows the agent's name above their reply, and nothing extra for a reply without one", async () => {
+    widget = start(fake);
+    await openPanel();
+    await type('Hello');
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    const [ticketId] = [...fake.tickets.keys()];
+    fake.agentReply(ticketId!, 'Dana here, how can I help?', 'Dana');
+    const bubble = (await ui().findByText('Dana here, how can I help?')).closest('li')!;
+    const label = bubble.previousElementSibling as HTMLElement;
+    expect(label.tagName).toBe('LI');
+    expect(label.textContent).toBe('Dana');
+    expect(label.className).toBe('n');
+    // Screen readers hear the name once, from the message itself ("Dana: ..."), not from the label.
+    expect(label.getAttribute('aria-hidden')).toBe('true');
+    expect(bubble.querySelector('.sr')!.textContent).toBe('Dana: ');
+
+    fake.agentReply(ticketId!, 'A reply from the team', null);
+    const unnamed = (await ui().findByText('A reply from the team')).closest('li')!;
+    expect(unnamed.previousElementSibling).toBe(bubble);
+    expect(unnamed.querySelector('.sr')!.textContent).toBe('Acme Help: ');
+    expect(shadowOf(widget).querySelectorAll('li.n')).toHaveLength(1);
+  });
+
   it('counts replies that came while the visitor was away as unread on the next page, and only those', async () => {
     widget = start(fake);
     await openPanel();

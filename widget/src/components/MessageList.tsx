@@ -1,4 +1,4 @@
-import { Component, createRef } from 'preact';
+import { Component, createRef, Fragment } from 'preact';
 import type { Item } from '../store.ts';
 import { MessageText } from './MessageText.tsx';
 
@@ -9,7 +9,7 @@ interface Props {
   onRetry(key: string): void;
 }
 
-/** The conversation, oldest first, scrolled to the newest message whenever one is added. */
+/** The conversation, oldest first, scrolled to the newest message whenever one is added; an agent's name labels their reply. */
 export class MessageList extends Component<Props> {
   private list = createRef<HTMLOListElement>();
 
@@ -33,20 +33,28 @@ export class MessageList extends Component<Props> {
         {items.map(
           (i) =>
             i.state !== 'covered' && (
-              <li key={i.key} class={`m ${i.author}${i.state ? ` ${i.state}` : ''}`}>
-                <span class="sr">{i.author === 'agent' ? `${i.authorName || siteName}: ` : 'You: '}</span>
-                <MessageText text={i.body} />
-                {i.state === 'sending' && <span class="st">Sending…</span>}
-                {i.state === 'waiting' && <span class="st">Waiting for sign-in…</span>}
-                {i.state === 'failed' && (
-                  <span class="st">
-                    Not sent
-                    <button type="button" onClick={() => onRetry(i.key)}>
-                      Retry
-                    </button>
-                  </span>
+              <Fragment key={i.key}>
+                {/* Seen, not read out: the hidden "Dana: " of the message says it once, before the text. */}
+                {i.author === 'agent' && i.authorName && (
+                  <li class="n" aria-hidden="true">
+                    {i.authorName}
+                  </li>
                 )}
-              </li>
+                <li class={`m ${i.author}${i.state ? ` ${i.state}` : ''}`}>
+                  <span class="sr">{i.author === 'agent' ? `${i.authorName || siteName}: ` : 'You: '}</span>
+                  <MessageText text={i.body} />
+                  {i.state === 'sending' && <span class="st">Sending…</span>}
+                  {i.state === 'waiting' && <span class="st">Waiting for sign-in…</span>}
+                  {i.state === 'failed' && (
+                    <span class="st">
+                      Not sent
+                      <button type="button" onClick={() => onRetry(i.key)}>
+                        Retry
+                      </button>
+                    </span>
+                  )}
+                </li>
+              </Fragment>
             ),
         )}
       </ol>
