@@ -665,6 +665,48 @@ describe('keyboard and screen readers', () => {
   });
 });
 
+describe('the character counter', () => {
+  it('updates on every key but tells screen readers only when it crosses a threshold', async () => {
+    widget = start(fake);
+    await openPanel();
+    const box = ui().getByRole('textbox', { name: 'Message' }) as HTMLTextAreaElement;
+    const heard: string[] = [];
+    const seen: string[] = [];
+    for (const n of [4400, 4500, 4600, 4601, 4700, 4899, 4900, 4950, 4951, 5000, 5001, 5002, 5400, 4999, 4998, 100]) {
+      fireEvent.input(box, { target: { value: 'x'.repeat(n) } });
+      await waitFor(() => expect(box.value).toHaveLength(n));
+      const live = [...root().querySelectorAll('.compose :is([aria-live], [role="status"])')].map((el) => el.textContent).join('|');
+      if (live !== (heard.at(-1) ?? '')) heard.push(live);
+      seen.push(root().querySelector('.count')?.textContent ?? '');
+    }
+    expect(seen).toEqual([
+      '',
+      '4,500 / 5,000',
+      '4,600 / 5,000',
+      '4,601 / 5,000',
+      '4,700 / 5,000',
+      '4,899 / 5,000',
+      '4,900 / 5,000',
+      '4,950 / 5,000',
+      '4,951 / 5,000',
+      '5,000 / 5,000',
+      '5,001 / 5,000',
+      '5,002 / 5,000',
+      '5,400 / 5,000',
+      '4,999 / 5,000',
+      '4,998 / 5,000',
+      '',
+    ]);
+    expect(heard).toEqual([
+      'At most 500 characters left.',
+      'At most 100 characters left.',
+      'Over the limit of 5,000 characters.',
+      'At most 100 characters left.',
+      '',
+    ]);
+  });
+});
+
 describe('untrusted message text', () => {
   it('renders HTML and javascript: payloads as inert text, linking only http(s) and mailto', async () => {
     widget = start(fake);

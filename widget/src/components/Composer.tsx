@@ -9,7 +9,11 @@ interface Props {
 
 const fmt = (n: number) => n.toLocaleString('en-US');
 
-/** The message box: Enter sends, Shift+Enter adds a line, a counter appears near the limit. */
+/**
+ * The message box: Enter sends, Shift+Enter adds a line, a counter appears near the limit. The
+ * counter changes on every key, so screen readers are told apart, and only when the text crosses
+ * 500 or 100 characters left or the limit: the words of the live region change only then.
+ */
 export class Composer extends Component<Props, { text: string }> {
   override state = { text: '' };
 
@@ -22,7 +26,8 @@ export class Composer extends Component<Props, { text: string }> {
 
   render({ textRef }: Props, { text }: { text: string }) {
     const length = text.trim().length;
-    const over = length > MAX_MESSAGE;
+    const left = MAX_MESSAGE - length;
+    const over = left < 0;
     return (
       <form class="compose" onSubmit={this.submit}>
         <textarea
@@ -38,11 +43,14 @@ export class Composer extends Component<Props, { text: string }> {
             if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) this.submit(e);
           }}
         />
-        {length >= MAX_MESSAGE - 500 && (
-          <span class={over ? 'count over' : 'count'} aria-live="polite">
+        {left <= 500 && (
+          <span class={over ? 'count over' : 'count'}>
             {fmt(length)} / {fmt(MAX_MESSAGE)}
           </span>
         )}
+        <span class="sr" role="status">
+          {over ? `Over the limit of ${fmt(MAX_MESSAGE)} characters.` : left <= 500 ? `At most ${left > 100 ? 500 : 100} characters left.` : ''}
+        </span>
         <button type="submit" class="send" disabled={!length || over}>
           Send
         </button>
