@@ -35,7 +35,7 @@ export function createStorage(serviceId: string, win: Window = window): VisitorS
       try {
         if (!useMemory) raw = local()?.getItem(key) ?? null;
       } catch {
-        raw = memory;
+        // A getItem that throws leaves raw at the in-memory value.
       }
       return parseSaved(raw);
     },

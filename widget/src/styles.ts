@@ -3,6 +3,7 @@
 // those beat even the page's own !important rules on the host element.
 // Fields are 16px: iOS Safari zooms the page into any smaller field a visitor taps.
 // The focus ring's selector outranks `.launcher`, whose drop shadow would otherwise replace it.
+// overflow-wrap is inherited: set once on the list, it reaches every bubble and name label.
 // The full-screen layout is for screens under 480px wide or tall (a phone either way up), written as
 // one `not ... and ...` query rather than a comma list, which happy-dom (the unit tests) cannot read.
 export const CSS = `\
@@ -22,12 +23,12 @@ button{cursor:pointer;border:0;background:none}\
 .left .panel{right:auto;left:20px}\
 .head{display:flex;align-items:center;gap:8px;padding:12px 12px 12px 16px;background:var(--pc);color:var(--pf)}\
 .head h2{flex:1;font-size:16px;font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\
-.x{width:36px;height:36px;border-radius:18px;font-size:24px;line-height:36px;color:inherit}\
-.msgs{flex:1;overflow-y:auto;list-style:none;padding:16px;display:flex;flex-direction:column;gap:8px;overscroll-behavior:contain}\
-.m{max-width:85%;padding:8px 12px;border-radius:12px;white-space:pre-wrap;overflow-wrap:anywhere;background:#eef0f3;align-self:flex-start}\
+.x{width:36px;height:36px;border-radius:18px;font-size:24px;line-height:36px}\
+.msgs{flex:1;overflow-y:auto;list-style:none;padding:16px;display:flex;flex-direction:column;gap:8px;overscroll-behavior:contain;overflow-wrap:anywhere}\
+.m{max-width:85%;padding:8px 12px;border-radius:12px;white-space:pre-wrap;background:#eef0f3;align-self:flex-start}\
 .m.visitor{align-self:flex-end;background:var(--pc);color:var(--pf)}\
 .b{display:block}\
-.n{margin:0 12px -6px;font-size:12px;color:#555;overflow-wrap:anywhere}\
+.n{margin:0 12px -6px;font-size:12px;color:#555}\
 .m a{text-decoration:underline}\
 .m.failed{box-shadow:0 0 0 2px #b00020}\
 .st{display:block;font-size:12px;opacity:.9}\
