@@ -157,6 +157,11 @@ describe('a site at its limits', () => {
     expect(notice).toMatch(/^Too many messages\. Try again in \d+ seconds?\.$/);
     // The wait it shows is the server's Retry-After, which the browser let it read.
     expect(Number(/in (\d+) second/.exec(notice)![1])).toBe(retryAfter);
+    // The wait (about 20 s at 3 a minute) counts down; the later seconds are shown without a new alert.
+    expect(retryAfter).toBeGreaterThan(2);
+    const note = w.dialog.locator('p.note');
+    await expect.poll(() => note.textContent(), { timeout: 3_000 }).toBe(`Too many messages. Try again in ${retryAfter - 1} seconds.`);
+    expect(await note.getAttribute('role')).toBeNull();
 
     expect(parley.storedTickets(site)).toEqual([]);
     expect(parley.storedSpend(site)).toBe(0);

@@ -30,6 +30,8 @@ export interface State {
   unread: number;
   /** A refusal in plain words, shown above the composer. */
   notice: string;
+  /** The notice is a countdown already read out: its seconds change without a new alert. */
+  ticking: boolean;
   hasTicket: boolean;
   closed: boolean;
   /** Latest text for the aria-live region. */
@@ -78,6 +80,7 @@ export function createStore(d: StoreDeps) {
     items: [],
     unread: 0,
     notice: '',
+    ticking: false,
     hasTicket: false,
     closed: false,
     announcement: '',
@@ -95,10 +98,18 @@ export function createStore(d: StoreDeps) {
   let queue: Promise<void> = Promise.resolve();
   let wantOpen = false;
   let epoch = 0; // bumped by reset(): answers to requests from before it are dropped
+  let countdown: ReturnType<typeof setTimeout> | undefined;
 
   function set(patch: Partial<State>): void {
     state = { ...state, ...patch };
     for (const fn of [...listeners]) fn();
+  }
+
+  /** Shows `notice`, ending any countdown; a rate limit's `wait` counts down a second at a time, then the notice goes. */
+  function notify(notice: string, wait = 0, ticking = false): void {
+    clearTimeout(countdown);
+    set({ notice: wait ? TEXT.rateLimited(wait) : notice, ticking });
+    if (wait) countdown = setTimeout(() => notify('', wait - 1, true), 1_000);
   }
 
   function patchItem(key: string, patch: Partial<Item> | null): void {
@@ -281,7 +292,7 @@ export function createStore(d: StoreDeps) {
     const at = epoch;
     const covered = isCovered(key);
     if (!covered) patchItem(key, { state: 'sending' });
-    set({ notice: '' });
+    notify('');
     try {
       if (!saved) {
         out.body ??= {
@@ -324,6 +335,7 @@ export function createStore(d: StoreDeps) {
       out.idempotencyKey = newIdempotencyKey();
     };
     let notice = e.status === 0 ? TEXT.offline : e.status === 400 ? `Message not sent: ${e.message}` : '';
+    let wait = 0;
     switch (e.code) {
       case 'not_found':
         if (saved) {
@@ -337,9 +349,9 @@ export function createStore(d: StoreDeps) {
         renew();
         patchItem(key, { state: 'waiting' });
         if (e.code === 'invalid_user_token') expired();
-        return set({ notice: e.code === 'identity_required' ? TEXT.signIn : TEXT.expired });
+        return notify(e.code === 'identity_required' ? TEXT.signIn : TEXT.expired);
       case 'rate_limit_exceeded':
-        notice = TEXT.rateLimited(e.retryAfter ?? 60);
+        wait = e.retryAfter ?? 60;
         break;
       case 'invalid_api_key':
       case 'origin_not_allowed':
@@ -351,7 +363,7 @@ export function createStore(d: StoreDeps) {
         notice = TEXT.unavailable;
     }
     patchItem(key, { state: 'failed' });
-    set({ notice });
+    notify(notice, wait);
   }
 
   return {
@@ -432,7 +444,7 @@ export function createStore(d: StoreDeps) {
       if (saved && !stopStream) void (lastId ? startStream() : load());
       queue = queue.then(resume);
       const waiting = state.items.filter((i) => i.state === 'waiting');
-      if (waiting.length) set({ notice: '' });
+      if (waiting.length) notify('');
       for (const i of waiting) enqueue(i.key);
     },
 
@@ -442,7 +454,8 @@ export function createStore(d: StoreDeps) {
       outbox.clear();
       forget();
       userToken = undefined;
-      set({ items: [], unread: 0, notice: '', announcement: '' });
+      notify('');
+      set({ items: [], unread: 0, announcement: '' });
       if (requireIdentity && state.phase === 'ready') {
         setOpen(false);
         set({ phase: 'identify' });
@@ -463,6 +476,7 @@ export function createStore(d: StoreDeps) {
 
     /** Stops background work (tests, and a widget removed from the page). */
     stop(): void {
+      clearTimeout(countdown);
       stopStream?.();
       stopStream = undefined;
     },

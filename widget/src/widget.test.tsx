@@ -16,6 +16,7 @@ beforeEach(() => {
 });
 
 afterEach(() => {
+  vi.useRealTimers();
   widget?.destroy();
   widget = undefined;
   delete (window as { Parley?: unknown }).Parley;
@@ -362,6 +363,40 @@ describe('refusals in plain words', () => {
     await type('Too fast?');
     expect((await ui().findByRole('alert')).textContent).toBe('Too many messages. Try again in 17 seconds.');
     expect(ui().getByText('Not sent')).toBeTruthy();
+  });
+
+  it('counts the wait down a second at a time, read out once, and removes the notice when it is over', async () => {
+    widget = start(fake);
+    await openPanel();
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    fake.failNext((r) => r.method === 'POST', refusal(429, 'rate_limit_exceeded', { 'Retry-After': '3' }));
+    await type('Too fast?');
+    await vi.advanceTimersByTimeAsync(0);
+    const note = () => root().querySelector('p.note');
+    expect(note()?.textContent).toBe('Too many messages. Try again in 3 seconds.');
+    expect(note()?.getAttribute('role')).toBe('alert');
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(note()?.textContent).toBe('Too many messages. Try again in 2 seconds.');
+    expect(note()?.getAttribute('role')).toBeNull(); // shown, not announced again every second
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(note()?.textContent).toBe('Too many messages. Try again in 1 second.');
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(note()).toBeNull();
+    expect(vi.getTimerCount()).toBe(0);
+    expect(ui().getByText('Not sent')).toBeTruthy(); // the message is still kept for Retry
+  });
+
+  it.each(['Parley.reset()', 'removing the widget'] as const)('leaves no countdown running after %s', async (how) => {
+    widget = start(fake);
+    await openPanel();
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    fake.failNext((r) => r.method === 'POST', refusal(429, 'rate_limit_exceeded', { 'Retry-After': '30' }));
+    await type('Too fast?');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(root().querySelector('p.note')?.textContent).toBe('Too many messages. Try again in 30 seconds.');
+    if (how === 'Parley.reset()') Parley().reset();
+    else widget.destroy();
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it('says chat is unavailable when the spend cap is reached', async () => {

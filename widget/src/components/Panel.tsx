@@ -52,7 +52,7 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
         <MessageList greeting={state.greeting} siteName={state.siteName} items={state.items} onRetry={this.retry} />
         {state.closed && <p class="note">This conversation was closed. Send a message to reopen it.</p>}
         {state.notice && (
-          <p class="note" role="alert">
+          <p class="note" role={state.ticking ? undefined : 'alert'}>
             {state.notice}
           </p>
         )}
