@@ -125,6 +125,16 @@ describe('the error envelope', () => {
     expectEnvelope({ ...none, header: none.headers['x-request-id'] as string }, 415, 'unsupported_media_type');
   });
 
+  it('415 for JSON declared in another charset, with or without a Content-Length', async () => {
+    for (const charset of ['utf-16', 'UTF-16LE', 'utf-32', 'latin1']) {
+      const type = `application/json; charset=${charset}`;
+      const sized = await call(t.base, 'POST', POST_PATH, { rawBody: '{"message":"x"}', headers: { 'Content-Type': type } });
+      expectEnvelope({ ...sized, header: sized.headers.get('x-request-id') }, 415, 'unsupported_media_type');
+      const chunked = await raw('POST', POST_PATH, { 'Content-Type': type, 'Transfer-Encoding': 'chunked' }, ['{"message":"x"}']);
+      expectEnvelope({ ...chunked, header: chunked.headers['x-request-id'] as string }, 415, 'unsupported_media_type');
+    }
+  });
+
   it('accepts application/json with a charset parameter', async () => {
     const r = await call(t.base, 'POST', POST_PATH, { rawBody: '{}', headers: { 'Content-Type': 'Application/JSON; charset=utf-8' } });
     expect(bodyRuleCode(r.text)).toBeUndefined();

@@ -43,11 +43,6 @@ const parseJson = express.json({ limit: BODY_LIMIT_BYTES, inflate: false, strict
  * connection is closed after the 413 so the rest is never read.
  */
 function readChunkedJson(req: Request, res: Response, next: NextFunction): void {
-  const coding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
-  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
-  if (coding !== 'identity' || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')) {
-    return next(new ApiError('unsupported_media_type', 'The request body must be uncompressed UTF-8 JSON.'));
-  }
   const chunks: Buffer[] = [];
   let size = 0;
   let settled = false;
@@ -109,6 +104,13 @@ export function jsonBody(): RequestHandler {
     const type = req.headers['content-type'];
     if (!type || !isJsonType(type)) {
       return next(new ApiError('unsupported_media_type', 'The request body must be JSON (Content-Type: application/json).'));
+    }
+    // Only uncompressed UTF-8, on both paths: body-parser would otherwise decode the bytes as the
+    // declared charset (utf-16 turns a UTF-8 body into noise, reported as invalid_json, not 415).
+    const coding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(type)?.[1]?.toLowerCase();
+    if (coding !== 'identity' || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')) {
+      return next(new ApiError('unsupported_media_type', 'The request body must be uncompressed UTF-8 JSON.'));
     }
     if (chunked && length === undefined) return readChunkedJson(req, res, next);
     parseJson(req, res, next);
