@@ -21,6 +21,7 @@ const SHARED_HOSTS = new Set([
   'github.io', 'gitlab.io', 'vercel.app', 'netlify.app', 'pages.dev', 'workers.dev', 'web.app', 'firebaseapp.com',
   'herokuapp.com', 'appspot.com', 'azurewebsites.net', 'azurestaticapps.net', 'cloudfront.net', 'amplifyapp.com',
   'onrender.com', 'fly.dev', 'glitch.me', 'blogspot.com', 'ngrok.io', 'ngrok-free.app', 'surge.sh', 'replit.app',
+  's3.amazonaws.com', 'myshopify.com', 'r2.dev', 'deno.dev', 'webflow.io', 'pythonanywhere.com', 'readthedocs.io',
 ]);
 
 /**
