@@ -2,6 +2,7 @@
 // every 401/403/400 a credential can produce, revocation and expiry on the very next request (also
 // across server processes sharing one database), last_used_at at most once a minute, exposed_at.
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -53,6 +54,29 @@ describe('where a secret key may come from', () => {
 
   it('two different keys are 400 conflicting_credentials', async () => {
     expectError(await sites(f.sk.live, { 'X-API-Key': f.sk.test }), 400, 'conflicting_credentials');
+  });
+
+  it('two Authorization headers with different keys are 400, the same key twice is that key', async () => {
+    // fetch folds repeated headers into one; node:http sends each on a line of its own.
+    const get = (values: string[]) =>
+      new Promise<{ status: number; code: string | undefined }>((resolve, reject) => {
+        const req = request(`${t.base}/v1/sites`, { headers: { Authorization: values } }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode!, code: res.statusCode === 200 ? undefined : JSON.parse(text).error.code }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await get([`Bearer ${f.sk.live}`, `Bearer ${f.sk.test}`])).toEqual({ status: 400, code: 'conflicting_credentials' });
+    expect(await get([`Bearer ${f.sk.test}`, `Bearer ${f.sk.live}`])).toEqual({ status: 400, code: 'conflicting_credentials' });
+    expect(await get([`Bearer ${f.sk.live}`, `Bearer ${f.sk.live}`])).toEqual({ status: 200, code: undefined });
+  });
+
+  it('an Authorization header without the Bearer scheme is 401, also when it holds a valid key', async () => {
+    for (const value of [f.sk.live, `Token ${f.sk.live}`]) {
+      expectError(await call(t.base, 'GET', '/v1/sites', { headers: { Authorization: value } }), 401, 'invalid_api_key');
+    }
   });
 
   it('no key is 401 missing_authorization', async () => {

@@ -12,12 +12,18 @@ export interface Auth {
   scopes: ReadonlySet<string>;
 }
 
-function bearer(req: Request): string | undefined {
-  const h = req.headers.authorization;
-  if (h === undefined) return undefined;
-  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
-  // A malformed Authorization header is a credential we cannot read: say so rather than ignore it.
-  return m ? m[1] : h;
+/**
+ * The credentials of every Authorization header: Node keeps only the first one in `req.headers`,
+ * so two headers with different keys would otherwise go unnoticed (`headersDistinct` has all).
+ * A header that is not `Bearer <key>` is a credential we cannot read: it is refused as
+ * `invalid_api_key` (never matched as a key) rather than ignored or taken as a bare key.
+ */
+function bearer(req: Request): string[] {
+  return (req.headersDistinct.authorization ?? []).map((h) => {
+    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
+    if (m) return m[1]!;
+    return h.trim() === '' ? '' : `unreadable Authorization header ${h}`;
+  });
 }
 
 /** The values of a key header; one sent twice arrives joined by commas (a key never holds one). */
@@ -37,7 +43,7 @@ export function findCredential(req: Request, opts: { fromBody: boolean }): strin
     const k = v?.trim();
     if (k) found.add(k);
   };
-  for (const v of [...header(req, 'x-parley-key'), bearer(req), ...header(req, 'x-api-key')]) add(v);
+  for (const v of [...header(req, 'x-parley-key'), ...bearer(req), ...header(req, 'x-api-key')]) add(v);
   if (opts.fromBody && req.body && typeof req.body === 'object' && !Array.isArray(req.body)) {
     const k = (req.body as Record<string, unknown>).api_key;
     if (k !== undefined) {
