@@ -135,6 +135,14 @@ describe('the error envelope', () => {
     }
   });
 
+  it('400 invalid_json for bytes that are not UTF-8, with or without a Content-Length', async () => {
+    const bad = Buffer.concat([Buffer.from('{"message":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
+    const sized = await raw('POST', POST_PATH, { 'Content-Type': 'application/json', 'Content-Length': String(bad.length) }, [bad]);
+    expectEnvelope({ ...sized, header: sized.headers['x-request-id'] as string }, 400, 'invalid_json');
+    const chunked = await raw('POST', POST_PATH, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }, [bad]);
+    expectEnvelope({ ...chunked, header: chunked.headers['x-request-id'] as string }, 400, 'invalid_json');
+  });
+
   it('accepts application/json with a charset parameter', async () => {
     const r = await call(t.base, 'POST', POST_PATH, { rawBody: '{}', headers: { 'Content-Type': 'Application/JSON; charset=utf-8' } });
     expect(bodyRuleCode(r.text)).toBeUndefined();

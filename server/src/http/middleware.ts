@@ -1,4 +1,5 @@
 // Request-wide middleware: request ids, access logs, and the JSON body rules of SPEC section 6.
+import { isUtf8 } from 'node:buffer';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { AppContext } from '../context.js';
 import { ApiError } from '../errors.js';
@@ -33,7 +34,12 @@ function isJsonType(contentType: string): boolean {
   return type!.trim().toLowerCase() === 'application/json';
 }
 
-const parseJson = express.json({ limit: BODY_LIMIT_BYTES, inflate: false, strict: true, type: () => true });
+/** Bytes that are not UTF-8 would be decoded to U+FFFD and stored: they are invalid_json instead. */
+function requireUtf8(_req: unknown, _res: unknown, buf: Buffer): void {
+  if (!isUtf8(buf)) throw Object.assign(new Error('not UTF-8'), { type: 'entity.parse.failed' });
+}
+
+const parseJson = express.json({ limit: BODY_LIMIT_BYTES, inflate: false, strict: true, type: () => true, verify: requireUtf8 });
 
 /**
  * A chunked body has no length to judge up front, and body-parser reads a body to its very end
@@ -66,7 +72,9 @@ function readChunkedJson(req: Request, res: Response, next: NextFunction): void 
     chunks.push(chunk);
   };
   const onEnd = () => {
-    const text = Buffer.concat(chunks).toString('utf8').replace(/^\uFEFF/, '');
+    const bytes = Buffer.concat(chunks);
+    if (!isUtf8(bytes)) return settle(new ApiError('invalid_json', 'The request body is not valid JSON.'));
+    const text = bytes.toString('utf8').replace(/^\uFEFF/, '');
     if (text === '') return settle(undefined, {});
     const first = /^[\x20\x09\x0a\x0d]*([^\x20\x09\x0a\x0d])/.exec(text)?.[1];
     try {
