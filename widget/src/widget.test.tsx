@@ -43,6 +43,15 @@ async function type(text: string) {
 }
 
 /** The page API as a host page sees it. */
+/** Starts the widget, opens it, sends `text` and waits for the live stream: the widget and the new ticket's id. */
+async function chatLive(text: string): Promise<{ w: Widget; ticketId: string }> {
+  const w = (widget = start(fake));
+  await openPanel();
+  await type(text);
+  await waitFor(() => expect(fake.openStreams()).toBe(1));
+  return { w, ticketId: [...fake.tickets.keys()][0]! };
+}
+
 const Parley = () => (window as unknown as { Parley: PageApi }).Parley;
 
 /** A ticket created by another tab, straight on the fake server. */
@@ -170,11 +179,7 @@ describe('conversation', () => {
   });
 
   it("shows the agent's name above their reply, and nothing extra for a reply without one", async () => {
-    widget = start(fake);
-    await openPanel();
-    await type('Hello');
-    await waitFor(() => expect(fake.openStreams()).toBe(1));
-    const [ticketId] = [...fake.tickets.keys()];
+    const { w, ticketId } = await chatLive('Hello');
     fake.agentReply(ticketId!, 'Dana here, how can I help?', 'Dana');
     const bubble = (await ui().findByText('Dana here, how can I help?')).closest('li')!;
     const label = bubble.previousElementSibling as HTMLElement;
@@ -189,18 +194,14 @@ describe('conversation', () => {
     const unnamed = (await ui().findByText('A reply from the team')).closest('li')!;
     expect(unnamed.previousElementSibling).toBe(bubble);
     expect(unnamed.querySelector('.sr')!.textContent).toBe('Acme Help: ');
-    expect(shadowOf(widget).querySelectorAll('li.n')).toHaveLength(1);
+    expect(shadowOf(w).querySelectorAll('li.n')).toHaveLength(1);
   });
 
   it('counts replies that came while the visitor was away as unread on the next page, and only those', async () => {
-    widget = start(fake);
-    await openPanel();
-    await type('Hello');
-    await waitFor(() => expect(fake.openStreams()).toBe(1));
-    const [ticketId] = [...fake.tickets.keys()];
+    const { w, ticketId } = await chatLive('Hello');
     fake.agentReply(ticketId!, 'Read with the chat open');
     expect(await ui().findByText('Read with the chat open')).toBeTruthy();
-    widget.destroy(); // the visitor leaves the page
+    w.destroy(); // the visitor leaves the page
     fake.agentReply(ticketId!, 'Written while away');
     fake.agentReply(ticketId!, 'And another');
 
@@ -744,11 +745,7 @@ describe('the character counter', () => {
 
 describe('untrusted message text', () => {
   it('renders HTML and javascript: payloads as inert text, linking only http(s) and mailto', async () => {
-    widget = start(fake);
-    await openPanel();
-    await type('hi');
-    await waitFor(() => expect(fake.openStreams()).toBe(1));
-    const [ticketId] = [...fake.tickets.keys()];
+    const { ticketId } = await chatLive('hi');
     const payload =
       '<img src=x onerror="window.hacked=1"><b>bold</b><script>window.hacked=2</script> javascript:alert(1) ' +
       '[x](javascript:alert(2)) data:text/html,<h1>x</h1> see https://docs.example/a?b=1. or mailto:help@example.com';
