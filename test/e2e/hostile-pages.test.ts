@@ -94,6 +94,10 @@ const HOSTILE_CSS = `
 * { all: unset !important; }
 div { display: none !important; }
 html { font-size: 4px !important; }
+parley-widget {
+  display: none !important; transform: scale(0.1) !important; filter: blur(8px) opacity(0) !important; opacity: 0 !important;
+  visibility: hidden !important; contain: strict !important; overflow: hidden !important; clip-path: inset(50%) !important;
+}
 button, svg, span, ol, li, textarea, input, p, h2 { display: none !important; font-size: 2px !important; opacity: 0 !important; }
 #cover {
   display: block !important; position: fixed !important; top: 0 !important; left: 0 !important;
@@ -139,6 +143,12 @@ describe('a host page with hostile CSS', () => {
     });
     expect(look).toMatchObject({ display: 'flex', visibility: 'visible', opacity: '1', icon: '26px', iconDisplay: 'block' });
     expect(TRANSPARENT).not.toContain(look.background);
+    // The page's !important rules on the element itself lose to the shadow root's :host rules.
+    const onHost = await w.host.evaluate((el) => {
+      const s = getComputedStyle(el);
+      return { display: s.display, position: s.position, transform: s.transform, filter: s.filter, opacity: s.opacity, visibility: s.visibility, contain: s.contain, overflow: s.overflow, clipPath: s.clipPath };
+    });
+    expect(onHost).toEqual({ display: 'block', position: 'fixed', transform: 'none', filter: 'none', opacity: '1', visibility: 'visible', contain: 'none', overflow: 'visible', clipPath: 'none' });
 
     // Clickable: the pointer at its centre lands on the launcher, not the overlay, and a real click opens it.
     const hit = await hitTest(page, w.launcher);

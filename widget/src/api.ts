@@ -83,7 +83,7 @@ export function createApi(o: ApiOptions) {
     } catch (err) {
       if (err instanceof ApiError) throw err;
       if (abort.signal.aborted) throw new ApiError('timeout', 'The request timed out.');
-      throw new ApiError('network', 'The Parley API could not be reached.');
+      throw unreachable();
     } finally {
       clearTimeout(timer);
     }
@@ -123,13 +123,15 @@ export function createApi(o: ApiOptions) {
           cache: 'no-store',
         });
       } catch {
-        throw new ApiError('network', 'The event stream could not be opened.');
+        throw unreachable();
       }
       if (!res.ok || !res.body) throw toError(res, await res.json().catch(() => undefined));
       return res.body;
     },
   };
 }
+
+const unreachable = () => new ApiError('network', 'The Parley API could not be reached.');
 
 function toError(res: Response, data: unknown): ApiError {
   const e = (data as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;

@@ -16,7 +16,7 @@ function streamOf(chunks: string[], hang = false, signal?: AbortSignal): Readabl
   });
 }
 
-const fast = { baseDelay: 1, maxDelay: 5, pollInterval: 1, silence: 1_000, failuresBeforePolling: 3, pollsBetweenStreamTries: 2 };
+const fast = { baseDelay: 1, maxDelay: 5, pollInterval: 1, silence: 1_000, pollAfterFailures: 3, pollsBetweenTries: 2 };
 
 describe('createSseParser', () => {
   it('parses events split anywhere across chunks, with CRLF, comments and multi-line data', () => {

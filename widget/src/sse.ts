@@ -59,10 +59,10 @@ export const TIMING = {
   /** Silence after which the stream counts as dead (the server sends a heartbeat every 25 s). */
   silence: 60_000,
   /** Failed stream attempts in a row before polling instead. */
-  failuresBeforePolling: 3,
+  pollAfterFailures: 3,
   pollInterval: 5_000,
   /** While polling, try the stream again after this many polls. */
-  pollsBetweenStreamTries: 12,
+  pollsBetweenTries: 12,
 };
 
 const fatal = (e: unknown): e is ApiError =>
@@ -117,7 +117,7 @@ export function follow(o: FollowOptions): () => void {
     let polls = 0;
     let opened = false;
     while (!stopped) {
-      if (failures >= t.failuresBeforePolling && polls < t.pollsBetweenStreamTries) {
+      if (failures >= t.pollAfterFailures && polls < t.pollsBetweenTries) {
         polls++;
         try {
           await o.poll();

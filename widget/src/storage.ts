@@ -42,9 +42,8 @@ export function createStorage(serviceId: string, win: Window = window): VisitorS
     set(value) {
       memory = JSON.stringify(value);
       try {
-        const store = local();
-        if (!store) throw new Error('no storage');
-        store.setItem(key, memory);
+        // No storage (null) throws here as well as a full or blocked one: either way, memory it is.
+        local()!.setItem(key, memory);
       } catch {
         useMemory = true;
       }

@@ -116,7 +116,8 @@ export function boot(o: BootOptions): Widget | null {
     {
       open: () => store.setOpen(true),
       close: () => store.setOpen(false),
-      toggle: () => store.setOpen(!(store.get().phase === 'ready' ? store.get().open : false)),
+      // Only a shown panel is ever open (setOpen), so before ready a toggle opens, once ready.
+      toggle: () => store.setOpen(!store.get().open),
       identify: (token) => store.identify(typeof token === 'string' ? token : undefined),
       reset: () => store.reset(),
       [MARK]: host,
