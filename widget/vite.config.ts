@@ -6,8 +6,9 @@ const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
 /** Shared by the build and the widget's vitest project. */
 export const alias = {
-  // Only the key-format module: importing the package index would drag zod into the bundle.
+  // Single zod-free modules: importing the package index would drag zod into the bundle.
   '@parley/shared/keyformat': here('../shared/src/keyformat.ts'),
+  '@parley/shared/email': here('../shared/src/email.ts'),
   '@parley/shared': here('../shared/src/index.ts'),
 };
 
@@ -25,8 +26,10 @@ export const jsx = {
 } as const;
 
 export default defineConfig({
+  root: here('.'),
   oxc: jsx,
-  resolve: { alias },
+  // The injected preact import lands in shared/src files too (email.ts): resolved from here, not from shared/.
+  resolve: { alias, dedupe: ['preact'] },
   // No `process.env.NODE_ENV` may survive into a script that runs on other people's pages.
   define: { 'process.env.NODE_ENV': JSON.stringify('production') },
   build: {

@@ -1,5 +1,6 @@
 // Request and response shapes of the API (SPEC sections 6, 6a, 7, 7a), shared by server and widget.
 import { z } from 'zod';
+import { EMAIL_PATTERN, MAX_EMAIL } from './email.js';
 import { normalizeOriginEntry } from './origins.js';
 
 export const ServiceId = z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/, 'must match ^[a-z0-9][a-z0-9-]{1,62}$');
@@ -58,7 +59,8 @@ export const HttpUrl = z
     }
   }, 'must be an http(s) URL');
 
-export const Email = z.string().max(254).pipe(z.email());
+/** A visitor's email: the rule of email.ts, which the widget checks before sending. */
+export const Email = z.string().max(MAX_EMAIL).pipe(z.email({ pattern: EMAIL_PATTERN }));
 
 // zod's record skips an own `__proto__` key without checking its value, so the metadata stored
 // would silently lack a key the caller sent: it is refused by name instead.

@@ -125,6 +125,26 @@ describe('conversation', () => {
     expect(ui().queryByRole('textbox', { name: 'Your name (optional)' })).toBeNull();
   });
 
+  it.each(['jose@example.c', 'josé@example.com', 'a..b@example.com', 'ada@example', "ada'@example.com"])(
+    'asks again, before sending anything, for an email the API would refuse: %s',
+    async (email) => {
+      widget = start(fake);
+      await openPanel();
+      const field = ui().getByRole('textbox', { name: 'Your email (optional)' });
+      fireEvent.input(field, { target: { value: email } });
+      await type('Where is my parcel?');
+      expect((await ui().findByRole('alert')).textContent).toBe('Please enter a valid email address, or leave it empty.');
+      expect(field.getAttribute('aria-invalid')).toBe('true');
+      expect(fake.requests.filter((r) => r.method === 'POST')).toEqual([]);
+      expect((ui().getByRole('textbox', { name: 'Message' }) as HTMLTextAreaElement).value).toBe('Where is my parcel?');
+      fireEvent.input(field, { target: { value: 'jose@example.com' } });
+      fireEvent.keyDown(ui().getByRole('textbox', { name: 'Message' }), { key: 'Enter' });
+      await waitFor(() => expect(fake.tickets.size).toBe(1));
+      expect(fake.requests.find((r) => r.method === 'POST')!.body).toMatchObject({ visitor: { email: 'jose@example.com' } });
+      expect(ui().queryByRole('alert')).toBeNull();
+    },
+  );
+
   it('continues the stored conversation after a reload, and posts to it', async () => {
     widget = start(fake);
     await openPanel();

@@ -1,10 +1,9 @@
+import { EMAIL_PATTERN } from '@parley/shared/email';
 import { Component, createRef } from 'preact';
 import type { State, Store } from '../store.ts';
 import { Composer } from './Composer.tsx';
 import { MessageList } from './MessageList.tsx';
 import { type VisitorInfo, VisitorFields } from './VisitorFields.tsx';
-
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 interface Props {
   state: State;
@@ -30,7 +29,8 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
     const { store } = this.props;
     const first = isFirst(this.props.state);
     const email = this.state.who.email.trim();
-    if (first && email && !EMAIL.test(email)) {
+    // The server's own pattern; the field's maxLength keeps the address within its 254 characters.
+    if (first && email && !EMAIL_PATTERN.test(email)) {
       this.setState({ error: 'Please enter a valid email address, or leave it empty.' });
       return false;
     }

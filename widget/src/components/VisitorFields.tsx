@@ -1,3 +1,4 @@
+import { MAX_EMAIL } from '@parley/shared/email';
 export interface VisitorInfo {
   name: string;
   email: string;
@@ -26,7 +27,7 @@ export function VisitorFields({ value, onChange, error }: Props) {
           type="email"
           aria-label="Your email (optional)"
           placeholder="Email (optional)"
-          maxLength={254}
+          maxLength={MAX_EMAIL}
           autoComplete="email"
           value={value.email}
           aria-invalid={error ? true : undefined}
