@@ -9,6 +9,37 @@ import { useE2e } from './lib/suite.js';
 const e = useE2e();
 
 describe('a visitor whose network fails', () => {
+  it('6a. shows the chat after all when the network drops the first GET /config, and when the API answers 503', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/config-blip', shopPage(scriptTag(parley.base, site)));
+    for (const failure of ['no answer', '503'] as const) {
+      const { page, consoleErrors } = await e.session(`scenario 6a config ${failure}`);
+      const w = widget(page);
+      let configs = 0;
+      await page.route(`${parley.base}/v1/widget/${site.serviceId}/config`, async (route) => {
+        // The preflight (OPTIONS) reaches the real server; only the first GET fails.
+        if (route.request().method() !== 'GET' || ++configs > 1) return route.continue();
+        if (failure === 'no answer') return route.abort('internetdisconnected');
+        return route.fulfill({
+          status: 503,
+          headers: { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': host.origin, Vary: 'Origin' },
+          body: JSON.stringify({ error: { code: 'internal_error', message: 'Try again.', request_id: 'req_e2e' } }),
+        });
+      });
+      await page.goto(url);
+      await expect.poll(() => consoleErrors.some((t) => t.startsWith('Parley:')), { timeout: 10_000 }).toBe(true);
+      expect(await w.launcher.count()).toBe(0);
+      await w.launcher.waitFor({ state: 'visible', timeout: 10_000 }); // the retry, 2 s to 3 s later
+      expect(configs).toBe(2);
+      await w.launcher.click();
+      await sendMessage(page, `Hello after a ${failure}`);
+      await w.delivered(`Hello after a ${failure}`).waitFor();
+      expect(consoleErrors.filter((t) => t.startsWith('Parley:'))).toHaveLength(1);
+    }
+    expect(parley.storedMessages(site).map((m) => m.body)).toEqual(['Hello after a no answer', 'Hello after a 503']);
+  });
+
   it('6. keeps a message sent offline with "Not sent", and a retry once back online stores exactly one copy', async () => {
     const { parley, host } = e;
     const site = await parley.createSite({ origins: [host.origin] });

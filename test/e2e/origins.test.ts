@@ -1,6 +1,7 @@
 // Scenario 2 of issue 6: a page whose origin is not on the site's allowlist, and a sandboxed
 // iframe (origin `null`), get no chat, a console.error that tells the owner which origin to add,
 // and store, charge and count nothing.
+import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { widget } from './lib/browser.js';
 import { scriptTag, shopPage } from './lib/host.js';
@@ -19,6 +20,15 @@ async function expectNoTrace(parley: Parley, site: E2eSite, allowedOrigin: strin
   expect(probe.status).toBe(200);
   expect(probe.headers.get('x-ratelimit-limit')).toBe(String(LIMIT));
   expect(probe.headers.get('x-ratelimit-remaining')).toBe(String(LIMIT - 1));
+}
+
+/** How many GET /config requests the page has sent so far. */
+function countConfigs(page: Page): () => number {
+  let n = 0;
+  page.on('request', (r) => {
+    if (r.method() === 'GET' && r.url().endsWith('/config')) n++;
+  });
+  return () => n;
 }
 
 /** A write a page script might try with the key it can read from the tag. */
@@ -44,15 +54,19 @@ describe('a page on an origin the site does not allow', () => {
     host.set('/elsewhere', shopPage(scriptTag(parley.base, site)));
     const url = `${host.otherOrigin}/elsewhere`; // same page, served under a name the site does not allow
     const { page, consoleErrors } = await e.session('scenario 2a origin not allowed');
+    const configs = countConfigs(page);
 
     await page.goto(url);
     await expect.poll(() => consoleErrors.find((t) => t.startsWith('Parley:')), { timeout: 15_000 }).toBeDefined();
     const help = consoleErrors.find((t) => t.startsWith('Parley:'))!;
     expect(help).toContain(host.otherOrigin);
     expect(help).toContain('allowed origins');
-    // The widget gave up: no element left on the page, nothing to click.
-    expect(await widget(page).host.count()).toBe(0);
+    // The browser hides the refusal, so the widget cannot tell it from a network blip and tries
+    // again (a few times, then it gives up): still nothing to see or click, and one message only.
+    await expect.poll(configs, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    expect(await widget(page).launcher.count()).toBe(0);
     expect(await page.getByRole('button', { name: /chat/i }).count()).toBe(0);
+    expect(consoleErrors.filter((t) => t.startsWith('Parley:'))).toHaveLength(1);
     // The page API does not bring it back.
     await page.evaluate(() => (window as unknown as { Parley?: { open(): void } }).Parley?.open());
     expect(await widget(page).dialog.count()).toBe(0);
@@ -87,7 +101,7 @@ describe('a page on an origin the site does not allow', () => {
     // The frame really is opaque, and the widget really ran in it (its script loaded and spoke up).
     const child = page.frames().find((f) => f !== page.mainFrame());
     expect(await child!.evaluate(() => location.origin)).toBe('null');
-    expect(await frame.locator('parley-widget').count()).toBe(0);
+    expect(await frame.locator('parley-widget button').count()).toBe(0);
     expect(await widget(page).host.count()).toBe(0);
 
     expect(await child!.evaluate(tryWrite(parley.base, site))).toBe('blocked');

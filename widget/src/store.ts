@@ -99,6 +99,8 @@ export function createStore(d: StoreDeps) {
   let wantOpen = false;
   let epoch = 0; // bumped by reset(): answers to requests from before it are dropped
   let countdown: ReturnType<typeof setTimeout> | undefined;
+  let startAgain: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
 
   function set(patch: Partial<State>): void {
     state = { ...state, ...patch };
@@ -376,17 +378,28 @@ export function createStore(d: StoreDeps) {
       return userToken;
     },
 
-    /** GET /config, then the stored conversation if there is one. Nothing else. */
-    async start(openAtStart: boolean): Promise<void> {
+    /**
+     * GET /config, then the stored conversation if there is one. Nothing else. A passing failure
+     * is tried again after Retry-After, else after 2 s doubling to 5 min, plus up to half again at
+     * random so that pages do not all return at once: a 5xx or 429 for as long as it lasts, no
+     * answer at all only 5 times (about 2 min), since the browser reports the CORS refusal of an
+     * origin the site does not allow as no answer too. Any other refusal is final. Giving up
+     * removes the widget; the owner and the page hear of the first failure and of the last.
+     */
+    async start(openAtStart: boolean, tries = 0): Promise<void> {
       wantOpen ||= openAtStart;
       let config;
       try {
         config = await d.api.config();
       } catch (e) {
-        const err = e instanceof ApiError ? e : new ApiError('network', String(e));
-        console.error(ownerHelp(err, d.serviceId, d.apiBase, win));
-        set({ phase: 'off' });
-        d.emitter.emit('error', { code: err.code, message: err.message });
+        const err = e as ApiError; // the client's calls reject with nothing else
+        const again = err.transient && (err.status > 0 || tries < 5);
+        if (!tries || !again) {
+          console.error(ownerHelp(err, d.serviceId, d.apiBase, win));
+          d.emitter.emit('error', { code: err.code, message: err.message });
+        }
+        if (!again) set({ phase: 'off' });
+        else if (!stopped) startAgain = setTimeout(() => this.start(false, tries + 1), 1_000 * (err.retryAfter ?? Math.min(300, 2 ** (tries + 1))) * (1 + Math.random() / 2));
         return;
       }
       requireIdentity = config.widget.require_identity;
@@ -476,7 +489,9 @@ export function createStore(d: StoreDeps) {
 
     /** Stops background work (tests, and a widget removed from the page). */
     stop(): void {
+      stopped = true;
       clearTimeout(countdown);
+      clearTimeout(startAgain);
       stopStream?.();
       stopStream = undefined;
     },
@@ -492,8 +507,6 @@ export function ownerHelp(e: ApiError, serviceId: string, apiBase: string, win: 
     case 'origin_required':
       return `Parley: this page's origin ${origin} is not allowed for ${site}; add ${origin} to the site's allowed origins.`;
     case 'invalid_api_key':
-    case 'missing_authorization':
-    case 'publishable_key_required':
       return `Parley: data-key is not a valid, active publishable key for ${site} (seen from ${origin}); copy the site's current publishable key into data-key.`;
     case 'site_mismatch':
       return `Parley: data-key belongs to a different site than ${site} (seen from ${origin}); use the publishable key of "${serviceId}" or fix data-service-id.`;

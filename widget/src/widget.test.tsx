@@ -462,7 +462,6 @@ describe('refusals in plain words', () => {
 
   it.each([
     ['403 origin_not_allowed', refusal(403, 'origin_not_allowed'), /origin https:\/\/shop\.example is not allowed for service id "acme-help"; add https:\/\/shop\.example to the site's allowed origins/],
-    ['a CORS refusal (TypeError)', 'network' as const, /could not reach https:\/\/parley\.example for service id "acme-help" from https:\/\/shop\.example; .*add https:\/\/shop\.example to the site's allowed origins/],
     ['401 invalid_api_key', refusal(401, 'invalid_api_key'), /data-key is not a valid, active publishable key for service id "acme-help" \(seen from https:\/\/shop\.example\)/],
     ['403 site_mismatch', refusal(403, 'site_mismatch'), /data-key belongs to a different site than service id "acme-help"/],
   ])('shows no launcher and tells the site owner what to fix on %s', async (_, failure, text) => {
@@ -472,6 +471,123 @@ describe('refusals in plain words', () => {
     expect(String(errors.mock.calls[0]![0])).toMatch(text);
     expect(document.querySelector('parley-widget')).toBeNull();
     expect(fake.requests).toHaveLength(1);
+  });
+});
+
+describe('a /config that fails in passing', () => {
+  const configs = () => fake.requests.filter((r) => r.path.endsWith('/config')).length;
+  const launcherShown = () => Boolean(widget?.host.shadowRoot?.querySelector('.launcher'));
+
+  it.each([
+    ['no answer (a TypeError, as a CORS refusal also looks)', 'network' as const],
+    ['503', refusal(503, 'internal_error')],
+    ['429 without Retry-After', refusal(429, 'rate_limit_exceeded')],
+  ])('is tried again after 2 s, then 4 s, and the launcher appears once it answers: %s', async (_, failure) => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    fake.failNext((r) => r.path.endsWith('/config'), failure);
+    fake.failNext((r) => r.path.endsWith('/config'), failure);
+    widget = start(fake);
+    const heard = { ready: vi.fn(), error: vi.fn() };
+    Parley().on('ready', heard.ready);
+    Parley().on('error', heard.error);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(configs()).toBe(1);
+    expect(launcherShown()).toBe(false);
+    expect(document.querySelector('parley-widget')).not.toBeNull(); // kept, waiting
+    await vi.advanceTimersByTimeAsync(1_990); // the first retry waits 2 s at least
+    expect(configs()).toBe(1);
+    await vi.advanceTimersByTimeAsync(1_010); // and at most 3 s (2 s plus up to half again)
+    expect(configs()).toBe(2);
+    await vi.advanceTimersByTimeAsync(3_990); // the second waits 4 s to 6 s
+    expect(configs()).toBe(2);
+    await vi.advanceTimersByTimeAsync(2_010);
+    expect(configs()).toBe(3);
+    expect(launcherShown()).toBe(true);
+    expect(heard.ready).toHaveBeenCalledTimes(1);
+    // The owner and the page were told once, not once per retry.
+    expect(errors).toHaveBeenCalledTimes(1);
+    expect(heard.error).toHaveBeenCalledTimes(1);
+    expect(fake.requests).toHaveLength(3); // nothing but /config until it answered
+  });
+
+  it("waits for a 429's Retry-After, and opens at start as data-open asked once it answers", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    fake.failNext((r) => r.path.endsWith('/config'), refusal(429, 'rate_limit_exceeded', { 'Retry-After': '40' }));
+    widget = start(fake, { 'data-open': 'true' });
+    await vi.advanceTimersByTimeAsync(39_990);
+    expect(configs()).toBe(1);
+    await vi.advanceTimersByTimeAsync(20_010); // 40 s plus up to half again
+    expect(configs()).toBe(2);
+    expect(root().querySelector('[role="dialog"]')).not.toBeNull();
+  });
+
+  it('backs off to at most 5 min between tries, for as long as the API answers 503', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    for (let i = 0; i < 12; i++) fake.failNext((r) => r.path.endsWith('/config'), refusal(503, 'internal_error'));
+    widget = start(fake);
+    await vi.advanceTimersByTimeAsync(0);
+    const at: number[] = [];
+    for (let t = 0, seen = 1; t < 60 * 60_000 && configs() < 13; t += 1_000) {
+      await vi.advanceTimersByTimeAsync(1_000);
+      if (configs() > seen) (seen = configs()), at.push(t + 1_000);
+    }
+    const gaps = at.map((t, i) => (t - (at[i - 1] ?? 0)) / 1_000);
+    expect(gaps.slice(0, 7).map((g, i) => g >= 2 ** (i + 1) && g <= 1.5 * 2 ** (i + 1) + 1)).toEqual(Array(7).fill(true));
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(451);
+    expect(gaps.slice(8).every((g) => g >= 300)).toBe(true);
+    expect(launcherShown()).toBe(true);
+    expect(errors).toHaveBeenCalledTimes(1);
+  });
+
+  it('gives up after 5 retries without any answer (a CORS refusal looks the same), saying so once more', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    for (let i = 0; i < 6; i++) fake.failNext((r) => r.path.endsWith('/config'), 'network');
+    widget = start(fake);
+    const heard = vi.fn();
+    Parley().on('error', heard);
+    await vi.advanceTimersByTimeAsync(0);
+    for (let i = 1; i <= 5; i++) {
+      expect(document.querySelector('parley-widget')).not.toBeNull();
+      await vi.advanceTimersByTimeAsync(1_500 * 2 ** i + 10);
+      expect(configs()).toBe(i + 1);
+    }
+    expect(document.querySelector('parley-widget')).toBeNull();
+    expect(errors).toHaveBeenCalledTimes(2);
+    expect(String(errors.mock.calls[1]![0])).toMatch(/could not reach https:\/\/parley\.example/);
+    expect(heard).toHaveBeenCalledTimes(2);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('gives up, removing the widget and saying why, when a retry meets a refusal', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    fake.failNext((r) => r.path.endsWith('/config'), refusal(502, 'internal_error'));
+    fake.failNext((r) => r.path.endsWith('/config'), refusal(403, 'origin_not_allowed'));
+    widget = start(fake);
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(configs()).toBe(2);
+    expect(document.querySelector('parley-widget')).toBeNull();
+    expect(errors).toHaveBeenCalledTimes(2);
+    expect(String(errors.mock.calls[1]![0])).toMatch(/origin https:\/\/shop\.example is not allowed/);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('tells the site owner what to check when the API cannot be reached', async () => {
+    fake.failNext((r) => r.path.endsWith('/config'), 'network');
+    widget = start(fake);
+    await waitFor(() => expect(errors).toHaveBeenCalledTimes(1));
+    expect(String(errors.mock.calls[0]![0])).toMatch(/could not reach https:\/\/parley\.example for service id "acme-help" from https:\/\/shop\.example; .*add https:\/\/shop\.example to the site's allowed origins/);
+    expect(launcherShown()).toBe(false);
+  });
+
+  it('leaves no retry pending once the widget is removed', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    fake.failNext((r) => r.path.endsWith('/config'), 'network');
+    widget = start(fake);
+    await vi.advanceTimersByTimeAsync(0);
+    widget.destroy();
+    expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(configs()).toBe(1);
   });
 });
 
