@@ -479,11 +479,13 @@ describe('a /config that fails in passing', () => {
   const launcherShown = () => Boolean(widget?.host.shadowRoot?.querySelector('.launcher'));
 
   it.each([
-    ['no answer (a TypeError, as a CORS refusal also looks)', 'network' as const],
-    ['503', refusal(503, 'internal_error')],
-    ['429 without Retry-After', refusal(429, 'rate_limit_exceeded')],
-  ])('is tried again after 2 s, then 4 s, and the launcher appears once it answers: %s', async (_, failure) => {
+    ['no answer (a TypeError, as a CORS refusal also looks)', 'network' as const, 0],
+    ['503', refusal(503, 'internal_error'), 0.999],
+    ['429 without Retry-After', refusal(429, 'rate_limit_exceeded'), 0.5],
+  ])('is tried again after 2 s, then 4 s (plus jitter), and the launcher appears once it answers: %s', async (_, failure, random) => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    vi.spyOn(Math, 'random').mockReturnValue(random);
+    const jitter = 1 + random / 2; // up to half again
     fake.failNext((r) => r.path.endsWith('/config'), failure);
     fake.failNext((r) => r.path.endsWith('/config'), failure);
     widget = start(fake);
@@ -494,14 +496,14 @@ describe('a /config that fails in passing', () => {
     expect(configs()).toBe(1);
     expect(launcherShown()).toBe(false);
     expect(document.querySelector('parley-widget')).not.toBeNull(); // kept, waiting
-    await vi.advanceTimersByTimeAsync(1_990); // the first retry waits 2 s at least
-    expect(configs()).toBe(1);
-    await vi.advanceTimersByTimeAsync(1_010); // and at most 3 s (2 s plus up to half again)
-    expect(configs()).toBe(2);
-    await vi.advanceTimersByTimeAsync(3_990); // the second waits 4 s to 6 s
-    expect(configs()).toBe(2);
-    await vi.advanceTimersByTimeAsync(2_010);
-    expect(configs()).toBe(3);
+    let past = 0; // ms since the last attempt
+    for (const [wait, count] of [[2_000 * jitter, 2], [4_000 * jitter, 3]] as const) {
+      await vi.advanceTimersByTimeAsync(wait - 5 - past);
+      expect(configs(), `not before ${wait} ms`).toBe(count - 1);
+      await vi.advanceTimersByTimeAsync(10);
+      expect(configs(), `after ${wait} ms`).toBe(count);
+      past = 5;
+    }
     expect(launcherShown()).toBe(true);
     expect(heard.ready).toHaveBeenCalledTimes(1);
     // The owner and the page were told once, not once per retry.
