@@ -58,13 +58,20 @@ export function findCredential(req: Request, opts: { fromBody: boolean }): strin
 }
 
 /** Verifies a key: shape and checksum offline, then one indexed lookup; revoked or expired keys are refused. */
+/** Whether a stored key stopped authenticating by `now`: 'been revoked', 'expired', or null while it works. */
+export function keyEnded(key: Pick<KeyWithSite, 'revoked_at' | 'expires_at'>, now: number): 'been revoked' | 'expired' | null {
+  if (key.revoked_at !== null && key.revoked_at <= now) return 'been revoked';
+  if (key.expires_at !== null && key.expires_at <= now) return 'expired';
+  return null;
+}
+
 export function verifyKey(ctx: AppContext, raw: string): Auth {
   if (!parseKey(raw)) throw new ApiError('invalid_api_key', 'The API key is malformed or its checksum is wrong.');
   const key = findKeyByHash(ctx.db, sha256(raw));
   const now = ctx.clock();
   if (!key) throw new ApiError('invalid_api_key', 'The API key is not valid.');
-  if (key.revoked_at !== null && key.revoked_at <= now) throw new ApiError('invalid_api_key', 'The API key has been revoked.');
-  if (key.expires_at !== null && key.expires_at <= now) throw new ApiError('invalid_api_key', 'The API key has expired.');
+  const ended = keyEnded(key, now);
+  if (ended) throw new ApiError('invalid_api_key', `The API key has ${ended}.`);
   return { key, environment: key.environment, scopes: new Set(JSON.parse(key.scopes) as string[]) };
 }
 

@@ -234,6 +234,77 @@ describe('a deleted site', () => {
   });
 });
 
+describe('a revoked key', () => {
+  /** A new publishable key of `f`'s site, and `f` with it as the live key. */
+  async function ownKey(f: Fixture) {
+    const r = await call(t.base, 'POST', '/v1/keys', { key: f.sk.live, body: { type: 'publishable', name: 'widget', site: f.serviceId } });
+    expect(r.status, r.text).toBe(201);
+    return { id: r.json.key.id as string, f: { ...f, pk: { ...f.pk, live: r.json.key.secret as string } } };
+  }
+  const endedWithin = (s: { ended: Promise<void> }, ms: number) =>
+    Promise.race([s.ended.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+
+  it('ends the streams it opened by the next heartbeat, and a reconnect gets 401; streams of other keys go on', async () => {
+    const site = seed(t.ctx, { rate_limit_per_minute: 10_000 });
+    const stolen = await ownKey(site);
+    const c = await createTicket(t.base, stolen.f);
+    const streams = await Promise.all([0, 1].map(() => openStream(eventsUrl(site, c.ticket.id), streamHeaders(stolen.f, c.visitor_token))));
+    const kept = await openStream(eventsUrl(site, c.ticket.id), streamHeaders(site, c.visitor_token)); // the site's other key, same ticket
+    try {
+      expect([...streams, kept].map((s) => s.status)).toEqual([200, 200, 200]);
+      expect(await endedWithin(streams[0]!, 500), 'still open before the revocation').toBe(false);
+      const del = await call(t.base, 'DELETE', `/v1/keys/${stolen.id}`, { key: site.sk.live });
+      expect(del.status, del.text).toBeLessThan(300);
+      expect(await Promise.all(streams.map((s) => endedWithin(s, 2_000)))).toEqual([true, true]);
+      const again = await openStream(eventsUrl(site, c.ticket.id), streamHeaders(stolen.f, c.visitor_token));
+      again.close();
+      expect(again.status).toBe(401);
+      const beats = kept.lines.filter((l) => l === ': heartbeat').length;
+      await kept.until(() => kept.lines.filter((l) => l === ': heartbeat').length > beats, 'a heartbeat on the other key', 2_000);
+      await reply(site, c.ticket.id, 'Still here');
+      await kept.until((e) => messages(e).some((m) => m.body === 'Still here'), 'the reply on the other key');
+    } finally {
+      for (const s of streams) s.close();
+      kept.close();
+    }
+  });
+
+  it.each(['rotated with a grace period', 'created to expire'] as const)(
+    'keeps a key %s streaming until its time is up, and ends the stream by the heartbeat after',
+    async (how) => {
+      const site = seed(t.ctx, { rate_limit_per_minute: 10_000 });
+      let key = await ownKey(site);
+      if (how === 'created to expire') {
+        const r = await call(t.base, 'POST', '/v1/keys', {
+          key: site.sk.live,
+          body: { type: 'publishable', name: 'short-lived', site: site.serviceId, expires_at: new Date(t.clock.now + 60_000).toISOString() },
+        });
+        expect(r.status, r.text).toBe(201);
+        key = { id: r.json.key.id, f: { ...site, pk: { ...site.pk, live: r.json.key.secret } } };
+      }
+      const c = await createTicket(t.base, key.f);
+      const s = await openStream(eventsUrl(site, c.ticket.id), streamHeaders(key.f, c.visitor_token));
+      try {
+        expect(s.status).toBe(200);
+        if (how === 'rotated with a grace period') {
+          const rot = await call(t.base, 'POST', `/v1/keys/${key.id}/rotate`, { key: site.sk.live, body: { grace_seconds: 60 } });
+          expect(rot.status, rot.text).toBe(201);
+        }
+        // The server's clock stands still here: several heartbeats pass within the 60 s.
+        const beats = s.lines.filter((l) => l === ': heartbeat').length;
+        await s.until(() => s.lines.filter((l) => l === ': heartbeat').length >= beats + 3, 'heartbeats while the key still works', 2_000);
+        expect(await endedWithin(s, 300)).toBe(false);
+        t.clock.advance(59_000);
+        expect(await endedWithin(s, 300), 'a second before the end').toBe(false);
+        t.clock.advance(1_000);
+        expect(await endedWithin(s, 2_000), 'ended once the key stopped working').toBe(true);
+      } finally {
+        s.close();
+      }
+    },
+  );
+});
+
 describe('draining', () => {
   it('ends open streams when the server closes', async () => {
     const own = await startTestServer();

@@ -4,7 +4,9 @@
 // message it already sent, so a reconnect neither loses nor doubles a message.
 import { z } from 'zod';
 import { Router, type Request, type Response } from 'express';
+import { keyEnded } from '../auth/authenticate.js';
 import type { AppContext } from '../context.js';
+import { findKeyById } from '../db/keys.js';
 import { findMessageById, findTicketBySeq, listMessages, messageToApi, type MessageRow, type TicketRow } from '../db/tickets.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import type { FeedEvent } from '../events.js';
@@ -80,14 +82,14 @@ export function eventsRouter(ctx: AppContext): Router {
       if (n <= 0) openBySite.delete(a.site.id);
       else openBySite.set(a.site.id, n);
     };
-    stream(ctx, res, ticket, afterSeq, release);
+    stream(ctx, res, ticket, a.auth.key.id, afterSeq, release);
   });
 
   return router;
 }
 
 /** Runs one stream until the client leaves or the server drains. */
-function stream(ctx: AppContext, res: Response, ticket: TicketRow, afterSeq: number | null, release: () => void): void {
+function stream(ctx: AppContext, res: Response, ticket: TicketRow, keyId: string, afterSeq: number | null, release: () => void): void {
   const req = res.req;
   req.setTimeout(0);
   res.setTimeout(0);
@@ -124,12 +126,15 @@ function stream(ctx: AppContext, res: Response, ticket: TicketRow, afterSeq: num
 
   // Subscribe before reading the catch-up, so a message committed in between is not lost.
   const unsubscribe = ctx.events.subscribe(ticket.seq, onEvent);
-  // A ticket deleted with its site gets no more events: each heartbeat first checks it is still
-  // there, so its stream ends (and frees its slot) instead of idling until the client leaves.
+  // A stream is authorised when it opens; each heartbeat checks that still holds, two indexed reads.
+  // A ticket deleted with its site gets no more events, and a key revoked (or expired, or past
+  // its rotation grace) must not keep a stolen copy listening: the stream ends (and frees its
+  // slot) instead of idling until the client leaves. A reconnect then meets the 401 or 404.
   const beat = () => {
     let gone = false;
     try {
-      gone = findTicketBySeq(ctx.db, ticket.seq)?.id !== ticket.id;
+      const key = findKeyById(ctx.db, keyId);
+      gone = findTicketBySeq(ctx.db, ticket.seq)?.id !== ticket.id || !key || keyEnded(key, ctx.clock()) !== null;
     } catch {
       // The database is closing: the drain ends the stream.
     }
