@@ -234,7 +234,7 @@ describe('a deleted site', () => {
   });
 });
 
-describe('a revoked key', () => {
+describe('a stream whose admission no longer holds', () => {
   /** A new publishable key of `f`'s site, and `f` with it as the live key. */
   async function ownKey(f: Fixture) {
     const r = await call(t.base, 'POST', '/v1/keys', { key: f.sk.live, body: { type: 'publishable', name: 'widget', site: f.serviceId } });
@@ -265,6 +265,29 @@ describe('a revoked key', () => {
       await kept.until((e) => messages(e).some((m) => m.body === 'Still here'), 'the reply on the other key');
     } finally {
       for (const s of streams) s.close();
+      kept.close();
+    }
+  });
+
+  it('ends once its origin is taken off the allowlist; a stream from an origin still on it goes on', async () => {
+    const site = seed(t.ctx, { rate_limit_per_minute: 10_000, allowed_origins: ['https://shop.example', 'https://old.example'] });
+    const c = await createTicket(t.base, site);
+    const old = await openStream(eventsUrl(site, c.ticket.id), streamHeaders(site, c.visitor_token, { Origin: 'https://old.example' }));
+    const kept = await openStream(eventsUrl(site, c.ticket.id), streamHeaders(site, c.visitor_token));
+    try {
+      expect([old.status, kept.status]).toEqual([200, 200]);
+      expect(await endedWithin(old, 300)).toBe(false);
+      const r = await call(t.base, 'PATCH', `/v1/sites/${site.serviceId}`, { key: site.sk.live, body: { allowed_origins: ['https://shop.example'] } });
+      expect(r.status, r.text).toBe(200);
+      expect(await endedWithin(old, 2_000), 'the stream of the removed origin ended').toBe(true);
+      await reply(site, c.ticket.id, 'Only for the shop');
+      await kept.until((e) => messages(e).some((m) => m.body === 'Only for the shop'), 'the reply on the allowed origin');
+      expect(messages(old.events).map((m) => m.body)).not.toContain('Only for the shop');
+      const again = await openStream(eventsUrl(site, c.ticket.id), streamHeaders(site, c.visitor_token, { Origin: 'https://old.example' }));
+      again.close();
+      expect(again.status).toBe(403);
+    } finally {
+      old.close();
       kept.close();
     }
   });

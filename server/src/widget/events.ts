@@ -7,10 +7,12 @@ import { Router, type Request, type Response } from 'express';
 import { keyEnded } from '../auth/authenticate.js';
 import type { AppContext } from '../context.js';
 import { findKeyById } from '../db/keys.js';
+import { findSiteById } from '../db/sites.js';
 import { findMessageById, findTicketBySeq, listMessages, messageToApi, type MessageRow, type TicketRow } from '../db/tickets.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import type { FeedEvent } from '../events.js';
-import { admit } from './guard.js';
+import { admit, type Admitted } from './guard.js';
+import { isOriginAllowed } from './origins.js';
 import { checkTicketUser, queryOf, visitorTicket, visitorTokenHash } from './tickets.js';
 
 /** Reconnect delay suggested to EventSource-style clients, in ms. */
@@ -82,14 +84,28 @@ export function eventsRouter(ctx: AppContext): Router {
       if (n <= 0) openBySite.delete(a.site.id);
       else openBySite.set(a.site.id, n);
     };
-    stream(ctx, res, ticket, a.auth.key.id, afterSeq, release);
+    stream(ctx, res, ticket, stillAdmitted(ctx, a, req.headers.origin), afterSeq, release);
   });
 
   return router;
 }
 
-/** Runs one stream until the client leaves or the server drains. */
-function stream(ctx: AppContext, res: Response, ticket: TicketRow, keyId: string, afterSeq: number | null, release: () => void): void {
+/**
+ * Whether what admitted a stream still holds: its key authenticates (not revoked, expired or past
+ * its rotation grace) and its site still takes its Origin (or, without one, server requests).
+ * Two reads by primary key.
+ */
+function stillAdmitted(ctx: AppContext, a: Admitted, origin: string | undefined): () => boolean {
+  return () => {
+    const key = findKeyById(ctx.db, a.auth.key.id);
+    const site = findSiteById(ctx.db, a.site.id);
+    if (!key || keyEnded(key, ctx.clock()) !== null || !site) return false;
+    return origin === undefined ? site.allow_server_requests === 1 : isOriginAllowed(site, origin);
+  };
+}
+
+/** Runs one stream until the client leaves, the server drains, or what admitted it no longer holds. */
+function stream(ctx: AppContext, res: Response, ticket: TicketRow, admitted: () => boolean, afterSeq: number | null, release: () => void): void {
   const req = res.req;
   req.setTimeout(0);
   res.setTimeout(0);
@@ -126,15 +142,14 @@ function stream(ctx: AppContext, res: Response, ticket: TicketRow, keyId: string
 
   // Subscribe before reading the catch-up, so a message committed in between is not lost.
   const unsubscribe = ctx.events.subscribe(ticket.seq, onEvent);
-  // A stream is authorised when it opens; each heartbeat checks that still holds, two indexed reads.
-  // A ticket deleted with its site gets no more events, and a key revoked (or expired, or past
-  // its rotation grace) must not keep a stolen copy listening: the stream ends (and frees its
-  // slot) instead of idling until the client leaves. A reconnect then meets the 401 or 404.
+  // A stream is admitted when it opens; each heartbeat checks that still holds (three reads by
+  // primary key). A ticket deleted with its site gets no more events, and a key revoked or an
+  // origin taken off the allowlist must not keep a stolen copy listening: the stream ends (and
+  // frees its slot) instead of idling until the client leaves. A reconnect meets the 4xx.
   const beat = () => {
     let gone = false;
     try {
-      const key = findKeyById(ctx.db, keyId);
-      gone = findTicketBySeq(ctx.db, ticket.seq)?.id !== ticket.id || !key || keyEnded(key, ctx.clock()) !== null;
+      gone = findTicketBySeq(ctx.db, ticket.seq)?.id !== ticket.id || !admitted();
     } catch {
       // The database is closing: the drain ends the stream.
     }
