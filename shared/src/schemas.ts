@@ -36,6 +36,8 @@ const QueryInt = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+/** A string of at most `max` characters (see withinChars). */
+const Chars = (max: number) => z.string().refine((v) => withinChars(v, max), `must be at most ${max} characters`);
 /** A trimmed string of at most `max` characters (see withinChars). */
 const TrimmedText = (max: number) =>
   z.string().trim().refine((v) => withinChars(v, max), `must be at most ${max} characters`);
@@ -69,7 +71,7 @@ export const Metadata = z
   .refine((m) => !(m !== null && typeof m === 'object' && Object.hasOwn(m, '__proto__')), {
     message: 'is a reserved key name', path: ['__proto__'],
   })
-  .pipe(z.record(z.string().min(1).max(40), z.string().max(500)))
+  .pipe(z.record(z.string().min(1).refine((k) => withinChars(k, 40), 'must be at most 40 characters'), Chars(500)))
   .refine((m) => Object.keys(m).length <= 20, 'at most 20 keys');
 
 export const Visitor = z.strictObject({

@@ -138,6 +138,20 @@ describe('POST /tickets', () => {
     const name = await visitor(t.base, fx, 'POST', '/tickets', { body: { message: 'x', visitor: { name: family.repeat(101) } } });
     expect(name.status).toBe(400);
     expect(name.json.error.issues[0].path).toBe('visitor.name');
+    // Metadata keys and values count the same way.
+    const meta = await visitor(t.base, fx, 'POST', '/tickets', {
+      body: { message: 'x', metadata: { [decomposed.repeat(40)]: thumb.repeat(500), [thumb.repeat(40)]: family.repeat(100) } },
+    });
+    expect(meta.status, meta.text).toBe(201);
+    expect(meta.json.ticket.metadata).toEqual({ [decomposed.repeat(40)]: thumb.repeat(500), [thumb.repeat(40)]: family.repeat(100) });
+    for (const [metadata, path] of [
+      [{ [decomposed.repeat(41)]: 'v' }, 'metadata'],
+      [{ k: thumb.repeat(501) }, 'metadata.k'],
+    ] as const) {
+      const r = await visitor(t.base, fx, 'POST', '/tickets', { body: { message: 'x', metadata } });
+      expect(r.status, r.text).toBe(400);
+      expect(r.json.error.issues.some((i: { path: string }) => i.path.startsWith(path)), r.text).toBe(true);
+    }
   });
 
   it('refuses a site requiring identity without a user token (403 identity_required) and stores nothing', async () => {
