@@ -382,7 +382,7 @@ export function createStore(d: StoreDeps) {
      * GET /config, then the stored conversation if there is one. Nothing else. A passing failure
      * is tried again after Retry-After, else after 2 s doubling to 5 min, plus up to half again at
      * random so that pages do not all return at once: a 5xx or 429 for as long as it lasts, no
-     * answer at all only 5 times (about 2 min), since the browser reports the CORS refusal of an
+     * answer at all only 5 times (62 s to 93 s in all), since the browser reports the CORS refusal of an
      * origin the site does not allow as no answer too. Any other refusal is final. Giving up
      * removes the widget; the owner and the page hear of the first failure and of the last.
      */
