@@ -24,20 +24,36 @@ export interface RateDecision {
 }
 
 const s = perDb((db) => ({
-  get: db.prepare('SELECT tat FROM rate_limits WHERE bucket = ?'),
-  put: db.prepare('INSERT INTO rate_limits (bucket, tat) VALUES (?, ?) ON CONFLICT (bucket) DO UPDATE SET tat = excluded.tat'),
+  get: db.prepare('SELECT tat, tat_frac FROM rate_limits WHERE bucket = ?'),
+  put: db.prepare(`INSERT INTO rate_limits (bucket, tat, tat_frac) VALUES (?, ?, ?)
+    ON CONFLICT (bucket) DO UPDATE SET tat = excluded.tat, tat_frac = excluded.tat_frac`),
 }));
 
-function decide(tat: number, now: number, limit: number): { allowed: boolean; newTat: number } & Omit<RateDecision, 'limit' | 'now' | 'allowed'> {
+/**
+ * A TAT as whole ms plus a fraction in [0, 1). Held as one double, a TAT near 1.7e12 ms keeps only
+ * about 0.0002 ms of precision, and a burst of 100,000 additions would drift by milliseconds; the
+ * split keeps every sum below 1e5 ms, where a double is exact to far under 1e-9 ms.
+ */
+interface Tat {
+  ms: number;
+  frac: number;
+}
+
+/** `t` minus `now` in ms (small: the TAT is at most a window ahead of now, or long past). */
+const ahead = (t: Tat, now: number) => t.ms - now + t.frac;
+
+function decide(tat: Tat, now: number, limit: number): { allowed: boolean; newTat: Tat } & Omit<RateDecision, 'limit' | 'now' | 'allowed'> {
   const interval = WINDOW_MS / limit;
-  const start = Math.max(tat, now);
-  const newTat = start + interval;
-  if (newTat - now <= WINDOW_MS + 1e-6) {
+  const start = ahead(tat, now) > 0 ? tat : { ms: now, frac: 0 };
+  const sum = start.frac + interval;
+  const newTat = { ms: start.ms + Math.floor(sum), frac: sum - Math.floor(sum) };
+  const wait = ahead(newTat, now);
+  if (wait <= WINDOW_MS + 1e-6) {
     return {
       allowed: true,
       newTat,
-      remaining: Math.max(0, Math.floor((now + WINDOW_MS - newTat) / interval + 1e-9)),
-      resetSeconds: Math.max(0, Math.ceil((newTat - now) / 1000)),
+      remaining: Math.max(0, Math.floor((WINDOW_MS - wait) / interval + 1e-9)),
+      resetSeconds: Math.max(0, Math.ceil(wait / 1000)),
       retryAfter: 0,
     };
   }
@@ -45,16 +61,16 @@ function decide(tat: number, now: number, limit: number): { allowed: boolean; ne
     allowed: false,
     newTat: tat,
     remaining: 0,
-    resetSeconds: Math.max(0, Math.ceil((tat - now) / 1000)),
-    retryAfter: Math.max(1, Math.ceil((newTat - WINDOW_MS - now) / 1000)),
+    resetSeconds: Math.max(0, Math.ceil(ahead(tat, now) / 1000)),
+    retryAfter: Math.max(1, Math.ceil((wait - WINDOW_MS) / 1000)),
   };
 }
 
 /** Takes one token from `bucket` if one is left. Must run inside an IMMEDIATE transaction. */
 export function takeToken(db: DB, bucket: string, limit: number, now: number): RateDecision {
-  const row = s(db).get.get(bucket) as { tat: number } | undefined;
-  const d = decide(row?.tat ?? now, now, limit);
-  if (d.allowed) s(db).put.run(bucket, Math.round(d.newTat));
+  const row = s(db).get.get(bucket) as { tat: number; tat_frac: number } | undefined;
+  const d = decide(row ? { ms: row.tat, frac: row.tat_frac } : { ms: now, frac: 0 }, now, limit);
+  if (d.allowed) s(db).put.run(bucket, d.newTat.ms, d.newTat.frac);
   return { allowed: d.allowed, limit, remaining: d.remaining, resetSeconds: d.resetSeconds, retryAfter: d.retryAfter, now };
 }
 
