@@ -143,6 +143,28 @@ describe('the error envelope', () => {
     expectEnvelope({ ...chunked, header: chunked.headers['x-request-id'] as string }, 400, 'invalid_json');
   });
 
+  it('400 invalid_json for a lone UTF-16 surrogate in a string or a member name, however deep; a pair is fine', async () => {
+    const lone = [
+      String.raw`{"message":"hi\ud800"}`,
+      String.raw`{"message":"\udc00 at the start"}`,
+      String.raw`{"message":"x","visitor":{"name":"Bob\uDBFF"}}`,
+      String.raw`{"message":"x","metadata":{"\ud83d":"key"}}`,
+      `${'['.repeat(5000)}${String.raw`"\ud800"`}${']'.repeat(5000)}`,
+      String.raw`{"message":"backwards \udc4d\ud83d"}`,
+    ];
+    for (const body of lone) {
+      const sized = await raw('POST', POST_PATH, { 'Content-Type': 'application/json', 'Content-Length': String(body.length) }, [body]);
+      expectEnvelope({ ...sized, header: sized.headers['x-request-id'] as string }, 400, 'invalid_json');
+      expect(JSON.parse(sized.text).error.message).toMatch(/lone UTF-16 surrogate/);
+      const chunked = await raw('POST', POST_PATH, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }, [body]);
+      expectEnvelope({ ...chunked, header: chunked.headers['x-request-id'] as string }, 400, 'invalid_json');
+    }
+    for (const body of [String.raw`{"message":"\ud83d\udc4d"}`, '{"message":"👍"}', String.raw`{"message":"\\ud800 is only text"}`]) {
+      const r = await raw('POST', POST_PATH, { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) }, [body]);
+      expect(bodyRuleCode(r.text), `${body}: ${r.text}`).toBeUndefined();
+    }
+  });
+
   it('accepts application/json with a charset parameter', async () => {
     const r = await call(t.base, 'POST', POST_PATH, { rawBody: '{}', headers: { 'Content-Type': 'Application/JSON; charset=utf-8' } });
     expect(bodyRuleCode(r.text)).toBeUndefined();

@@ -42,6 +42,37 @@ function requireUtf8(_req: unknown, _res: unknown, buf: Buffer): void {
 const parseJson = express.json({ limit: BODY_LIMIT_BYTES, inflate: false, strict: true, type: () => true, verify: requireUtf8 });
 
 /**
+ * A string (or member name) with a lone UTF-16 surrogate: valid JSON grammar, but I-JSON (RFC
+ * 7493) refuses it, since UTF-8 cannot carry it: SQLite would store bytes that are not UTF-8 and
+ * every read would return three U+FFFD where the 201 echoed one character. Such a body is
+ * invalid_json (the body stage, before the key). Walked without recursion: 32 KiB of `[` nests deep.
+ */
+function hasLoneSurrogate(value: unknown): boolean {
+  const todo: unknown[] = [value];
+  while (todo.length) {
+    const v = todo.pop();
+    if (typeof v === 'string') {
+      if (!v.isWellFormed()) return true;
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, child] of Object.entries(v)) {
+        if (!k.isWellFormed()) return true;
+        todo.push(child);
+      }
+    }
+  }
+  return false;
+}
+
+const LONE_SURROGATE = 'The request body is not valid JSON: a string holds a lone UTF-16 surrogate (an unpaired \\uD800 to \\uDFFF escape), which UTF-8 cannot carry.';
+
+/** body-parser's express.json, and then the lone-surrogate check. */
+const parseJsonChecked: RequestHandler = (req, res, next) =>
+  parseJson(req, res, (err?: unknown) => {
+    if (err) return next(err);
+    next(hasLoneSurrogate(req.body) ? new ApiError('invalid_json', LONE_SURROGATE) : undefined);
+  });
+
+/**
  * A chunked body has no length to judge up front, and body-parser reads a body to its very end
  * before it reports that the body was too large: a client streaming 10 MB (or forever) would hold
  * the request until it stopped. So chunked bodies are read here, with body-parser's rules (UTF-8,
@@ -79,7 +110,8 @@ function readChunkedJson(req: Request, res: Response, next: NextFunction): void 
     const first = /^[\x20\x09\x0a\x0d]*([^\x20\x09\x0a\x0d])/.exec(text)?.[1];
     try {
       if (first !== '{' && first !== '[') throw new SyntaxError('not an object or array');
-      settle(undefined, JSON.parse(text) as unknown);
+      const body = JSON.parse(text) as unknown;
+      settle(hasLoneSurrogate(body) ? new ApiError('invalid_json', LONE_SURROGATE) : undefined, body);
     } catch {
       settle(new ApiError('invalid_json', 'The request body is not valid JSON.'));
     }
@@ -121,7 +153,7 @@ export function jsonBody(): RequestHandler {
       return next(new ApiError('unsupported_media_type', 'The request body must be uncompressed UTF-8 JSON.'));
     }
     if (chunked && length === undefined) return readChunkedJson(req, res, next);
-    parseJson(req, res, next);
+    parseJsonChecked(req, res, next);
   };
 }
 
