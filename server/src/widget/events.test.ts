@@ -180,7 +180,7 @@ describe('Last-Event-ID', () => {
 });
 
 describe('the per-site stream cap', () => {
-  it('refuses streams beyond the cap with 429 and Retry-After, per site, and admits again once one closes', async () => {
+  it('refuses streams beyond the cap with 429 and Retry-After, per site and environment, and admits again once one closes', async () => {
     const site = seed(t.ctx, { rate_limit_per_minute: 10_000 });
     const other = seed(t.ctx, { rate_limit_per_minute: 10_000 });
     const c = await createTicket(t.base, site);
@@ -194,6 +194,12 @@ describe('the per-site stream cap', () => {
       const elsewhere = await openStream(eventsUrl(other, o.ticket.id), streamHeaders(other, o.visitor_token));
       expect(elsewhere.status).toBe(200);
       elsewhere.close();
+      // The test key is published with the site: its streams must not take the live visitors' slots.
+      const testSide = { ...site, pk: { ...site.pk, live: site.pk.test } };
+      const ct = await createTicket(t.base, testSide);
+      const tests = await Promise.all([0, 1, 2].map(() => openStream(eventsUrl(site, ct.ticket.id), streamHeaders(testSide, ct.visitor_token))));
+      expect(tests.map((s) => s.status)).toEqual([200, 200, 200]);
+      for (const s of tests) s.close();
       open.pop()!.close();
       let again = 0;
       for (let i = 0; i < 100 && again !== 200; i++) {

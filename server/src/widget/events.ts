@@ -47,8 +47,9 @@ export function statusEvent(status: string): string {
 
 export function eventsRouter(ctx: AppContext): Router {
   const router = Router();
-  // Open streams per site in this process: a flood of streams for one site cannot exhaust the server.
-  const openBySite = new Map<number, number>();
+  // Open streams per site and environment in this process: a flood of streams for one site cannot
+  // exhaust the server, and one made with the (public) test key cannot take the live visitors' slots.
+  const openBySite = new Map<string, number>();
 
   router.get('/:serviceId/tickets/:id/events', async (req, res) => {
     const a = admit(ctx, req, res);
@@ -68,7 +69,8 @@ export function eventsRouter(ctx: AppContext): Router {
     // The client may have left while the token was verified: then no stream is opened (its close
     // event has passed, so nothing would release the slot).
     if (req.socket.destroyed) return;
-    const open = openBySite.get(a.site.id) ?? 0;
+    const slot = `${a.site.id}:${a.environment}`;
+    const open = openBySite.get(slot) ?? 0;
     if (open >= ctx.limits.streamsPerSite) {
       throw new ApiError('rate_limit_exceeded', 'Too many open event streams for this site; retry shortly.', {
         headers: { 'Retry-After': '5' },
@@ -78,11 +80,11 @@ export function eventsRouter(ctx: AppContext): Router {
       res.status(200).type('text/event-stream').end();
       return;
     }
-    openBySite.set(a.site.id, open + 1);
+    openBySite.set(slot, open + 1);
     const release = () => {
-      const n = (openBySite.get(a.site.id) ?? 1) - 1;
-      if (n <= 0) openBySite.delete(a.site.id);
-      else openBySite.set(a.site.id, n);
+      const n = (openBySite.get(slot) ?? 1) - 1;
+      if (n <= 0) openBySite.delete(slot);
+      else openBySite.set(slot, n);
     };
     stream(ctx, res, ticket, stillAdmitted(ctx, a, req.headers.origin), afterSeq, release);
   });
