@@ -144,11 +144,10 @@ function toError(res: Response, data: unknown): ApiError {
   );
 }
 
-/** A fresh Idempotency-Key: generated once per outgoing message, reused by its retries. */
+/**
+ * A fresh Idempotency-Key, 128 random bits in hex: generated once per outgoing message, reused by
+ * its retries. getRandomValues, not randomUUID, which pages served over plain http do not have.
+ */
 export function newIdempotencyKey(): string {
-  const c = globalThis.crypto;
-  if (c?.randomUUID) return c.randomUUID();
-  const bytes = new Uint8Array(16);
-  c.getRandomValues(bytes);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
 }

@@ -6,7 +6,11 @@ export const HOST_TAG = 'parley-widget';
 export interface Host {
   host: HTMLElement;
   shadow: ShadowRoot;
-  /** Sets the host's CSS custom properties (theme, z-index, viewport) through CSSOM, never style=. */
+  /**
+   * Sets the host's CSS custom properties (theme, z-index, viewport) through CSSOM, never style=.
+   * Values must be checked by the caller, as every one is: a #rrggbb colour (themeColor, textOn),
+   * a whole number (data-z-index) or a rounded px length (the visual viewport).
+   */
   setVars(vars: Record<string, string>): void;
 }
 
@@ -30,7 +34,6 @@ export function createHost(doc: Document): Host {
     setVars(next) {
       Object.assign(current, next);
       const body = Object.entries(current)
-        .filter(([, v]) => /^[#\w.%() -]+$/.test(v))
         .map(([k, v]) => `${k}:${v}`)
         .join(';');
       vars.replaceSync(`:host{${body}}`);

@@ -960,6 +960,15 @@ describe('isolation and good guest manners', () => {
     }
   });
 
+  it('takes no CSS from the site settings: a colour that is not #rrggbb falls back to the default', async () => {
+    fake.setConfig({ color: 'red;}:host{display:none!important}' });
+    widget = start(fake);
+    const button = await launcher();
+    const css = [...widget.host.shadowRoot!.adoptedStyleSheets[1]!.cssRules].map((r) => r.cssText).join('');
+    expect(css).not.toMatch(/display|red/);
+    expect(getComputedStyle(button).backgroundColor).toBe('#2563eb');
+  });
+
   it('picks black text on a light theme colour', async () => {
     fake.setConfig({ color: '#ffd400' });
     widget = start(fake);
