@@ -7,6 +7,8 @@ import { follow, type FollowOptions } from './sse.ts';
 import type { Saved, VisitorStorage } from './storage.ts';
 
 export const MAX_MESSAGE = 5000;
+/** Start-up attempts in a row with no answer before the widget gives up (see start()). */
+export const NO_ANSWER_TRIES = 8;
 
 export interface Item {
   /** The message id once the server has it; the local id while it is being sent. */
@@ -101,6 +103,7 @@ export function createStore(d: StoreDeps) {
   let countdown: ReturnType<typeof setTimeout> | undefined;
   let startAgain: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
+  let silent = 0; // GET /config failures in a row that had no answer at all
 
   function set(patch: Partial<State>): void {
     state = { ...state, ...patch };
@@ -382,8 +385,9 @@ export function createStore(d: StoreDeps) {
      * GET /config, then the stored conversation if there is one. Nothing else. A passing failure
      * is tried again after Retry-After, else after 2 s doubling to 5 min, plus up to half again at
      * random so that pages do not all return at once: a 5xx or 429 for as long as it lasts, no
-     * answer at all only 5 times (62 s to 93 s in all), since the browser reports the CORS refusal of an
-     * origin the site does not allow as no answer too. Any other refusal is final. Giving up
+     * answer at all NO_ANSWER_TRIES times in a row (8.5 to 13 min: a deploy), since the CORS refusal
+     * of an origin the site does not allow, and a proxy's 502 page without CORS headers, look the
+     * same to the page. An answer in between starts the count again. Any other refusal is final. Giving up
      * removes the widget; the owner and the page hear of the first failure and of the last.
      */
     async start(openAtStart: boolean, tries = 0): Promise<void> {
@@ -393,7 +397,8 @@ export function createStore(d: StoreDeps) {
         config = await d.api.config();
       } catch (e) {
         const err = e as ApiError; // the client's calls reject with nothing else
-        const again = err.transient && (err.status > 0 || tries < 5);
+        silent = err.status ? 0 : silent + 1;
+        const again = err.transient && silent <= NO_ANSWER_TRIES;
         if (!tries || !again) {
           console.error(ownerHelp(err, d.serviceId, d.apiBase, win));
           d.emitter.emit('error', { code: err.code, message: err.message });

@@ -145,6 +145,21 @@ describe('conversation', () => {
     },
   );
 
+  it('refuses an email over 254 characters instead of cutting it to another address', async () => {
+    widget = start(fake);
+    await openPanel();
+    const long = `${'a'.repeat(255 - '@example.com'.length)}@example.com`;
+    const field = ui().getByRole('textbox', { name: 'Your email (optional)' }) as HTMLInputElement;
+    expect(field.maxLength).toBeLessThan(0); // no maxLength: a paste would be cut silently
+    fireEvent.input(field, { target: { value: long } });
+    await type('Hello');
+    expect((await ui().findByRole('alert')).textContent).toBe('Please enter a valid email address, or leave it empty.');
+    expect(fake.requests.filter((r) => r.method === 'POST')).toEqual([]);
+    fireEvent.input(field, { target: { value: long.slice(1) } }); // 254 characters
+    fireEvent.keyDown(ui().getByRole('textbox', { name: 'Message' }), { key: 'Enter' });
+    await waitFor(() => expect(fake.tickets.size).toBe(1));
+  });
+
   it('continues the stored conversation after a reload, and posts to it', async () => {
     widget = start(fake);
     await openPanel();
@@ -541,23 +556,38 @@ describe('a /config that fails in passing', () => {
     expect(errors).toHaveBeenCalledTimes(1);
   });
 
-  it('gives up after 5 retries without any answer (a CORS refusal looks the same), saying so once more', async () => {
+  it('gives up after 8 retries in a row without any answer (a CORS refusal looks the same), saying so once more', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    for (let i = 0; i < 6; i++) fake.failNext((r) => r.path.endsWith('/config'), 'network');
+    vi.spyOn(Math, 'random').mockReturnValue(0);
+    for (let i = 0; i < 9; i++) fake.failNext((r) => r.path.endsWith('/config'), 'network');
     widget = start(fake);
     const heard = vi.fn();
     Parley().on('error', heard);
     await vi.advanceTimersByTimeAsync(0);
-    for (let i = 1; i <= 5; i++) {
+    for (let i = 1; i <= 8; i++) {
       expect(document.querySelector('parley-widget')).not.toBeNull();
-      await vi.advanceTimersByTimeAsync(1_500 * 2 ** i + 10);
+      await vi.advanceTimersByTimeAsync(1_000 * Math.min(300, 2 ** i));
       expect(configs()).toBe(i + 1);
     }
     expect(document.querySelector('parley-widget')).toBeNull();
+    expect(configs()).toBe(9);
     expect(errors).toHaveBeenCalledTimes(2);
     expect(String(errors.mock.calls[1]![0])).toMatch(/could not reach https:\/\/parley\.example/);
     expect(heard).toHaveBeenCalledTimes(2);
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('counts only failures in a row without an answer: an outage of 503s ending in a dropped connection is still retried', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    vi.spyOn(Math, 'random').mockReturnValue(0);
+    // 7 with no answer, a 503 (an answer), 7 more with no answer, six 503s, one dropped connection: then it answers.
+    const plan = [...Array(7).fill('network'), 'answer', ...Array(7).fill('network'), ...Array(6).fill('answer'), 'network'] as const;
+    for (const p of plan) fake.failNext((r) => r.path.endsWith('/config'), p === 'network' ? 'network' : refusal(503, 'internal_error', { 'Retry-After': '1' }));
+    widget = start(fake);
+    await vi.advanceTimersByTimeAsync(60 * 60_000);
+    expect(configs()).toBe(plan.length + 1);
+    expect(launcherShown()).toBe(true);
+    expect(errors).toHaveBeenCalledTimes(1);
   });
 
   it('gives up, removing the widget and saying why, when a retry meets a refusal', async () => {
@@ -803,6 +833,35 @@ describe('keyboard and screen readers', () => {
     await waitFor(() => expect(ui().queryByRole('dialog')).toBeNull());
     expect(document.activeElement).toBe(pageInput);
     pageInput.remove();
+  });
+
+  it.each(['input', 'textarea', 'div contenteditable'])(
+    'does not take the keystrokes of a visitor typing in a page %s when the page opens the chat late',
+    async (what) => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      fake.failNext((r) => r.path.endsWith('/config'), refusal(503, 'internal_error'));
+      widget = start(fake, { 'data-open': 'true' });
+      const [tag, attr] = what.split(' ');
+      const field = document.body.appendChild(document.createElement(tag!));
+      if (attr) field.setAttribute(attr, '');
+      field.tabIndex = 0;
+      field.focus();
+      await vi.advanceTimersByTimeAsync(3_100); // the retry, and the panel data-open asked for
+      expect(root().querySelector('[role="dialog"]')).not.toBeNull();
+      expect(document.activeElement).toBe(field);
+      field.remove();
+    },
+  );
+
+  it('still moves focus into the chat that a page button opens', async () => {
+    widget = start(fake);
+    await launcher();
+    const button = document.body.appendChild(document.createElement('button'));
+    button.focus();
+    Parley().open();
+    await ui().findByRole('dialog');
+    expect(widget.host.shadowRoot!.activeElement).toBe(ui().getByRole('textbox', { name: 'Message' }));
+    button.remove();
   });
 
   it('does not send on the Enter that confirms an IME composition, in Chrome (isComposing) or Safari (keyCode 229)', async () => {

@@ -1,4 +1,4 @@
-import { EMAIL_PATTERN } from '@parley/shared/email';
+import { EMAIL_PATTERN, MAX_EMAIL } from '@parley/shared/email';
 import { Component, createRef } from 'preact';
 import type { State, Store } from '../store.ts';
 import { Composer } from './Composer.tsx';
@@ -15,8 +15,12 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
   override state = { who: { name: '', email: '' }, error: '' };
   private text = createRef<HTMLTextAreaElement>();
 
+  /**
+   * Focus goes to the message box, unless the visitor is typing in a field of the page: a panel
+   * the page opened (data-open, Parley.open()) after a slow start must not take their keystrokes.
+   */
   override componentDidMount(): void {
-    this.text.current?.focus();
+    if (!document.activeElement?.matches('input,textarea,select,[contenteditable]')) this.text.current?.focus();
   }
 
   /** The Retry button disappears once pressed: focus goes to the message box, not to the page's <body>. */
@@ -29,8 +33,8 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
     const { store } = this.props;
     const first = isFirst(this.props.state);
     const email = this.state.who.email.trim();
-    // The server's own pattern; the field's maxLength keeps the address within its 254 characters.
-    if (first && email && !EMAIL_PATTERN.test(email)) {
+    // The server's own rule. No maxLength on the field: it would cut a long address into another.
+    if (first && email && (email.length > MAX_EMAIL || !EMAIL_PATTERN.test(email))) {
       this.setState({ error: 'Please enter a valid email address, or leave it empty.' });
       return false;
     }

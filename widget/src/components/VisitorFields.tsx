@@ -1,4 +1,3 @@
-import { MAX_EMAIL } from '@parley/shared/email';
 export interface VisitorInfo {
   name: string;
   email: string;
@@ -27,7 +26,6 @@ export function VisitorFields({ value, onChange, error }: Props) {
           type="email"
           aria-label="Your email (optional)"
           placeholder="Email (optional)"
-          maxLength={MAX_EMAIL}
           autoComplete="email"
           value={value.email}
           aria-invalid={error ? true : undefined}
