@@ -43,8 +43,12 @@ const TrimmedText = (max: number) =>
   z.string().trim().refine((v) => withinChars(v, max), `must be at most ${max} characters`);
 
 export const MAX_MESSAGE = 5000;
-/** A message body: 1 to 5,000 characters after trimming; stored trimmed. */
-export const MessageBody = TrimmedText(MAX_MESSAGE).refine((v) => v.length > 0, 'must not be empty');
+/**
+ * A message body: 1 to 5,000 characters after trimming; stored trimmed. A body of nothing but
+ * invisible characters (zero-width spaces, direction marks, a BOM, control characters), which
+ * trim() keeps, would reach the agent as an empty bubble: it counts as empty too.
+ */
+export const MessageBody = TrimmedText(MAX_MESSAGE).refine((v) => /[^\p{White_Space}\p{Cf}\p{Cc}]/u.test(v), 'must not be empty');
 
 const IsoTime = z.string();
 const Nullable = <T extends z.ZodTypeAny>(t: T) => t.nullable();

@@ -76,6 +76,7 @@ describe('POST /tickets', () => {
     ['no message', {}, 'message'],
     ['an empty message', { message: '' }, 'message'],
     ['a message of spaces', { message: '   \n\t ' }, 'message'],
+    ['a message of invisible characters only', { message: '\u200B\u200F\uFEFF\u2060\u0000 \u00AD' }, 'message'],
     ['a message over 5,000 characters', { message: 'x'.repeat(5001) }, 'message'],
     ['a message that is not a string', { message: 42 }, 'message'],
     ['a visitor name over 100', { message: 'x', visitor: { name: 'n'.repeat(101) } }, 'visitor.name'],
