@@ -199,11 +199,15 @@ export function createStore(d: StoreDeps) {
     d.emitter.emit('token-expired');
   }
 
-  /** A refusal of loading, listing or following: a gone ticket is forgotten, a passing failure tried again. */
+  /**
+   * A refusal of loading, listing or following: a gone ticket is forgotten, a passing failure tried
+   * again, and a key revoked while the chat was open is said at once (live replies have stopped).
+   */
   function failed(e: unknown, again: () => void): void {
     if (!(e instanceof ApiError)) return;
     if (e.status === 404) forget();
     else if (e.code === 'invalid_user_token') expired();
+    else if (e.code === 'invalid_api_key') notify(TEXT.unavailable);
     else if (e.transient) setTimeout(again, 5_000);
   }
 

@@ -772,6 +772,19 @@ describe('signed-in users (identity verification)', () => {
     expect(fake.tickets.size).toBe(1);
   });
 
+  it('says at once that chat is unavailable when the key is revoked under an open chat, and stops following', async () => {
+    const { ticketId } = await chatLive('Hello');
+    // The site owner revokes the key: the server ends the stream and refuses the reconnect.
+    fake.failNext((r) => r.path.endsWith('/events'), refusal(401, 'invalid_api_key'));
+    fake.endStreams();
+    expect((await ui().findByRole('alert')).textContent).toBe('Chat is unavailable right now.');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fake.openStreams()).toBe(0);
+    expect(fake.requests.filter((r) => r.path.endsWith('/events')).length).toBe(2); // one reconnect, no more
+    fake.agentReply(ticketId, 'Not delivered');
+    expect(ui().queryByText('Not delivered')).toBeNull();
+  });
+
   it('asks for a new token when loading the stored conversation is refused, then loads it', async () => {
     const stored = fake.createTicketDirectly('Stored question', 'ada');
     localStorage.setItem(`parley:${SERVICE_ID}`, JSON.stringify(stored));
