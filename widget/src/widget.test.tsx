@@ -138,6 +138,9 @@ describe('conversation', () => {
       expect(fake.requests.filter((r) => r.method === 'POST')).toEqual([]);
       expect((ui().getByRole('textbox', { name: 'Message' }) as HTMLTextAreaElement).value).toBe('Where is my parcel?');
       fireEvent.input(field, { target: { value: 'jose@example.com' } });
+      // Editing the address takes the complaint away at once, not only at the next send.
+      expect(ui().queryByRole('alert')).toBeNull();
+      expect(field.getAttribute('aria-invalid')).toBeNull();
       fireEvent.keyDown(ui().getByRole('textbox', { name: 'Message' }), { key: 'Enter' });
       await waitFor(() => expect(fake.tickets.size).toBe(1));
       expect(fake.requests.find((r) => r.method === 'POST')!.body).toMatchObject({ visitor: { email: 'jose@example.com' } });

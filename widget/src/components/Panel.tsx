@@ -61,7 +61,7 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
           </p>
         )}
         {isFirst(state) && (
-          <VisitorFields value={this.state.who} onChange={(who) => this.setState({ who })} error={this.state.error} />
+          <VisitorFields value={this.state.who} onChange={(who) => this.setState({ who, error: '' })} error={this.state.error} />
         )}
         <Composer onSend={this.send} textRef={this.text} />
       </div>
