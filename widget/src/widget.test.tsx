@@ -614,16 +614,20 @@ describe('a /config that fails in passing', () => {
     expect(launcherShown()).toBe(false);
   });
 
-  it('leaves no retry pending once the widget is removed', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    fake.failNext((r) => r.path.endsWith('/config'), 'network');
-    widget = start(fake);
-    await vi.advanceTimersByTimeAsync(0);
-    widget.destroy();
-    expect(vi.getTimerCount()).toBe(0);
-    await vi.advanceTimersByTimeAsync(10_000);
-    expect(configs()).toBe(1);
-  });
+  it.each(['while it waits to retry', 'while the failing request is still out'] as const)(
+    'leaves no retry pending once the widget is removed %s',
+    async (when) => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      fake.failNext((r) => r.path.endsWith('/config'), 'network');
+      widget = start(fake);
+      if (when === 'while it waits to retry') await vi.advanceTimersByTimeAsync(0);
+      widget.destroy(); // otherwise before the fake's answer, which comes a microtask later
+      await vi.advanceTimersByTimeAsync(0);
+      expect(vi.getTimerCount()).toBe(0);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(configs()).toBe(1);
+    },
+  );
 });
 
 describe('signed-in users (identity verification)', () => {
