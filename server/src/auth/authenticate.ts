@@ -57,7 +57,6 @@ export function findCredential(req: Request, opts: { fromBody: boolean }): strin
   return key;
 }
 
-/** Verifies a key: shape and checksum offline, then one indexed lookup; revoked or expired keys are refused. */
 /** Whether a stored key stopped authenticating by `now`: 'been revoked', 'expired', or null while it works. */
 export function keyEnded(key: Pick<KeyWithSite, 'revoked_at' | 'expires_at'>, now: number): 'been revoked' | 'expired' | null {
   if (key.revoked_at !== null && key.revoked_at <= now) return 'been revoked';
@@ -65,25 +64,44 @@ export function keyEnded(key: Pick<KeyWithSite, 'revoked_at' | 'expires_at'>, no
   return null;
 }
 
-export function verifyKey(ctx: AppContext, raw: string): Auth {
+/** Finds a stored key by the SHA-256 of its text. */
+export type KeyLookup = (hash: Buffer) => KeyWithSite | undefined;
+
+const scopeSets = new WeakMap<KeyWithSite, ReadonlySet<string>>();
+/** The scopes of a key row, parsed once per row object (widget routes reuse cached rows). */
+function scopesOf(key: KeyWithSite): ReadonlySet<string> {
+  let scopes = scopeSets.get(key);
+  if (!scopes) {
+    scopes = new Set(JSON.parse(key.scopes) as string[]);
+    scopeSets.set(key, scopes);
+  }
+  return scopes;
+}
+
+/** Verifies a key: shape and checksum offline, then one indexed lookup; revoked or expired keys are refused. */
+export function verifyKey(ctx: AppContext, raw: string, lookup: KeyLookup = (hash) => findKeyByHash(ctx.db, hash)): Auth {
   if (!parseKey(raw)) throw new ApiError('invalid_api_key', 'The API key is malformed or its checksum is wrong.');
-  const key = findKeyByHash(ctx.db, sha256(raw));
+  const key = lookup(sha256(raw));
   const now = ctx.clock();
   if (!key) throw new ApiError('invalid_api_key', 'The API key is not valid.');
   const ended = keyEnded(key, now);
   if (ended) throw new ApiError('invalid_api_key', `The API key has ${ended}.`);
-  return { key, environment: key.environment, scopes: new Set(JSON.parse(key.scopes) as string[]) };
+  return { key, environment: key.environment, scopes: scopesOf(key) };
 }
 
 /** Records that the key was used, at most once a minute (called once a request is accepted). */
 export function recordKeyUse(ctx: AppContext, auth: Auth): void {
   const now = ctx.clock();
-  if (auth.key.last_used_at === null || auth.key.last_used_at < now - 60_000) touchKey(ctx.db, auth.key.id, now);
+  if (auth.key.last_used_at === null || auth.key.last_used_at < now - 60_000) {
+    touchKey(ctx.db, auth.key.id, now);
+    // The row may be a cached one (db/admission.ts), which last_used_at does not invalidate.
+    auth.key.last_used_at = now;
+  }
 }
 
 /** Widget routes: a publishable key only. A secret key sent from a browser is marked exposed. */
-export function authenticatePublishable(ctx: AppContext, req: Request): Auth {
-  const auth = verifyKey(ctx, findCredential(req, { fromBody: true }));
+export function authenticatePublishable(ctx: AppContext, req: Request, lookup?: KeyLookup): Auth {
+  const auth = verifyKey(ctx, findCredential(req, { fromBody: true }), lookup);
   if (auth.key.type !== 'publishable') {
     if (req.headers.origin !== undefined) markKeyExposed(ctx.db, auth.key.id, ctx.clock());
     throw new ApiError(

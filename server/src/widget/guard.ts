@@ -1,15 +1,18 @@
 // The checks every widget request passes before its route does any work, in the SPEC's order
 // (section 3): key, site, origin, rate limit. Refusals after the origin check are counted per code
 // for the usage route; nothing before it leaves a trace (a refused origin changes no row at all).
+// Sites and keys come from memory (db/admission.ts) and are confirmed inside the transaction that
+// takes the request's token.
 import type { ErrorRequestHandler, Request, Response } from 'express';
 import { authenticatePublishable, recordKeyUse, type Auth } from '../auth/authenticate.js';
 import type { AppContext } from '../context.js';
+import { generationHolds, keyByHash } from '../db/admission.js';
 import { countRefusal } from '../db/meters.js';
 import { immediate } from '../db/transact.js';
 import type { SiteRow } from '../db/sites.js';
 import { ApiError } from '../errors.js';
 import { setRateLimitHeaders, siteBucket, takeToken, type RateDecision } from '../limits/ratelimit.js';
-import { checkOrigin, siteLocals } from './origins.js';
+import { checkOrigin, refreshSite, siteLocals } from './origins.js';
 
 export interface Admitted {
   auth: Auth;
@@ -25,10 +28,29 @@ interface RefusalScope {
   counted: boolean;
 }
 
-/** Key → site → origin: the checks that only read. After them, refusals are counted. */
-function gate(ctx: AppContext, req: Request, res: Response): Admitted & { refusals: RefusalScope } {
-  const locals = siteLocals(res);
-  const auth = authenticatePublishable(ctx, req);
+interface Gated extends Admitted {
+  refusals: RefusalScope;
+  /** The admission generation both rows are known to be current at; -1 when they were read at different ones. */
+  generation: number;
+}
+
+/** Refusals that rest on the site or key row (the others rest on the request alone). */
+const ROW_REFUSALS = new Set(['invalid_api_key', 'site_mismatch', 'origin_required', 'origin_not_allowed']);
+
+/**
+ * Key → site → origin: the checks that only read. After them, refusals are counted. The rows come
+ * from the admission cache (db/admission.ts) unless `fresh`; `seen.cached` tells whether one did.
+ */
+function gate(ctx: AppContext, req: Request, res: Response, fresh: boolean, seen = { cached: false }): Gated {
+  const locals = fresh ? refreshSite(ctx, req, res) : siteLocals(res);
+  let generation = locals.generation;
+  seen.cached = locals.cached;
+  const auth = authenticatePublishable(ctx, req, (hash) => {
+    const read = keyByHash(ctx.db, hash, fresh);
+    if (read.generation !== generation) generation = -1;
+    seen.cached ||= read.cached;
+    return read.row;
+  });
   const site = locals.site;
   if (!site || auth.key.site_id !== site.id) {
     throw new ApiError('site_mismatch', 'This publishable key belongs to another site than the one in the path.');
@@ -36,7 +58,26 @@ function gate(ctx: AppContext, req: Request, res: Response): Admitted & { refusa
   checkOrigin(req, site, locals);
   const refusals: RefusalScope = { siteId: site.id, environment: auth.environment, counted: false };
   res.locals.refusals = refusals;
-  return { auth, site, environment: auth.environment, refusals };
+  return { auth, site, environment: auth.environment, refusals, generation };
+}
+
+/** `gate` on cached rows; a refusal that rests on a cached row is decided again on the database's. */
+function gateCached(ctx: AppContext, req: Request, res: Response): Gated {
+  const seen = { cached: false };
+  try {
+    return gate(ctx, req, res, false, seen);
+  } catch (err) {
+    if (!(err instanceof ApiError) || !seen.cached || !ROW_REFUSALS.has(err.code)) throw err;
+    return gate(ctx, req, res, true);
+  }
+}
+
+/**
+ * Inside the request's IMMEDIATE transaction: `a` as admitted if its rows are still current,
+ * else the gate again on the rows as they are now (read inside the transaction).
+ */
+function confirm(ctx: AppContext, req: Request, res: Response, a: Gated): Gated {
+  return generationHolds(ctx.db, a.generation) ? a : gate(ctx, req, res, true);
 }
 
 /** Takes the request's token and records the key's use; counts a 429. Runs inside the caller's IMMEDIATE transaction. */
@@ -62,9 +103,12 @@ function rateLimited(res: Response, d: RateDecision, refusals: RefusalScope): Ap
  * are one IMMEDIATE transaction.
  */
 export function admit(ctx: AppContext, req: Request, res: Response): Admitted {
-  const a = gate(ctx, req, res);
+  let a = gateCached(ctx, req, res);
   const now = ctx.clock();
-  const d = immediate(ctx.db, () => takeSiteToken(ctx, a, now));
+  const d = immediate(ctx.db, () => {
+    a = confirm(ctx, req, res, a);
+    return takeSiteToken(ctx, a, now);
+  });
   const refused = rateLimited(res, d, a.refusals);
   if (refused) throw refused;
   return a;
@@ -76,9 +120,10 @@ export function admit(ctx: AppContext, req: Request, res: Response): Admitted {
  * writes roll back while the token and the refusal count commit, and the refusal is thrown after.
  */
 export function admitAndWrite<T>(ctx: AppContext, req: Request, res: Response, work: (a: Admitted, now: number) => T): T {
-  const a = gate(ctx, req, res);
+  let a = gateCached(ctx, req, res);
   const now = ctx.clock();
   const outcome = immediate(ctx.db, (): { d: RateDecision; value?: T; refusal?: ApiError } => {
+    a = confirm(ctx, req, res, a);
     const d = takeSiteToken(ctx, a, now);
     if (!d.allowed) return { d };
     try {

@@ -4,7 +4,8 @@ import { originMatches } from '@parley/shared';
 import cors, { type CorsOptions } from 'cors';
 import type { Request, RequestHandler, Response } from 'express';
 import type { AppContext } from '../context.js';
-import { findSiteByServiceId, sitePatterns, type SiteRow } from '../db/sites.js';
+import { siteByServiceId } from '../db/admission.js';
+import { sitePatterns, type SiteRow } from '../db/sites.js';
 import { ApiError } from '../errors.js';
 
 /** Response headers a page script must be able to read (rate limits, retry hints, request ids). */
@@ -21,7 +22,13 @@ export const PREFLIGHT_MAX_AGE_SECONDS = 600;
 
 /** What the origin stage found for a request: its site (if the service id names one) and its Origin. */
 export interface SiteLocals {
+  /** The service id of the request's path. */
+  serviceId: string;
   site: SiteRow | undefined;
+  /** The admission generation `site` is known to be current at (see db/admission.ts); -1 when unknown. */
+  generation: number;
+  /** True when `site` came from the admission cache rather than from the database. */
+  cached: boolean;
   /** True when the request's Origin header is on the site's allowlist. */
   originAllowed: boolean;
 }
@@ -62,9 +69,15 @@ export function siteAndCors(ctx: AppContext): RequestHandler {
     if (res.locals.widget) return next();
     // Caches vary on Origin whatever the answer, so one origin's response is never served to another.
     res.vary('Origin');
-    const site = findSiteByServiceId(ctx.db, String(req.params.serviceId));
+    const serviceId = String(req.params.serviceId);
     const origin = req.headers.origin;
-    const locals: SiteLocals = { site, originAllowed: isOriginAllowed(site, origin) };
+    // The cached site may only say yes: a refusal, and every preflight (which no transaction
+    // confirms later), is decided on the site as the database has it now.
+    let read = siteByServiceId(ctx.db, serviceId);
+    if (read.cached && (req.method === 'OPTIONS' || !isOriginAllowed(read.row, origin))) read = siteByServiceId(ctx.db, serviceId, true);
+    const locals: SiteLocals = {
+      serviceId, site: read.row, generation: read.generation, cached: read.cached, originAllowed: isOriginAllowed(read.row, origin),
+    };
     res.locals.widget = locals;
     corsHeaders(req, res, (err?: unknown) => {
       if (err) return next(err);
@@ -79,6 +92,23 @@ export function siteAndCors(ctx: AppContext): RequestHandler {
       next();
     });
   };
+}
+
+/**
+ * Reads the request's site again from the database (see db/admission.ts), for checks that must
+ * not rest on a cached row. If its Origin is no longer allowed, the CORS headers the first stage
+ * set are taken back: the refusal that follows must not be readable by that page.
+ */
+export function refreshSite(ctx: AppContext, req: Request, res: Response): SiteLocals {
+  const locals = siteLocals(res);
+  const read = siteByServiceId(ctx.db, locals.serviceId, true);
+  const allowed = isOriginAllowed(read.row, req.headers.origin);
+  if (locals.originAllowed && !allowed) {
+    res.removeHeader('Access-Control-Allow-Origin');
+    res.removeHeader('Access-Control-Expose-Headers');
+  }
+  Object.assign(locals, { site: read.row, generation: read.generation, cached: false, originAllowed: allowed });
+  return locals;
 }
 
 /** The origin check of the SPEC's order (after key and site): 403 unless allowed or a permitted server call. */

@@ -3,6 +3,7 @@ import type { Database } from 'better-sqlite3';
 import * as m001 from './001-init.js';
 import * as m002 from './002-visitor-tokens.js';
 import * as m003 from './003-rate-limit-fraction.js';
+import * as m004 from './004-admission-generation.js';
 
 export interface Migration {
   version: number;
@@ -14,6 +15,7 @@ export const migrations: readonly Migration[] = [
   { version: 1, name: '001-init', up: m001.up },
   { version: 2, name: '002-visitor-tokens', up: m002.up },
   { version: 3, name: '003-rate-limit-fraction', up: m003.up },
+  { version: 4, name: '004-admission-generation', up: m004.up },
 ];
 
 /** Applies every pending migration inside one IMMEDIATE transaction; safe when several processes start at once. */
