@@ -48,6 +48,16 @@ describe('where a secret key may come from', () => {
     expect((await call(t.base, 'GET', '/v1/sites', { headers: { Authorization: `bearer ${f.sk.live}` } })).status).toBe(200);
   });
 
+  it("a widget route's key header is no credential on a management route, and X-API-Key none on a widget route", async () => {
+    // SPEC 3 names the sources of each kind of route; a key elsewhere is not looked at.
+    expectError(await call(t.base, 'GET', '/v1/sites', { headers: { 'X-Parley-Key': f.sk.live } }), 401, 'missing_authorization');
+    expect((await sites(f.sk.live, { 'X-Parley-Key': f.sk.test })).status).toBe(200);
+    const widget = (headers: Record<string, string>) =>
+      call(t.base, 'GET', `/v1/widget/${f.serviceId}/config`, { origin: f.origin, headers });
+    expectError(await widget({ 'X-API-Key': f.pk.live }), 401, 'missing_authorization');
+    expect((await widget({ 'X-Parley-Key': f.pk.live, 'X-API-Key': f.pk.test })).status).toBe(200);
+  });
+
   it('the same key in both headers is one credential', async () => {
     expect((await sites(f.sk.live, { 'X-API-Key': f.sk.live })).status).toBe(200);
   });

@@ -12,39 +12,41 @@ export interface Auth {
   scopes: ReadonlySet<string>;
 }
 
-/**
- * The credentials of every Authorization header: Node keeps only the first one in `req.headers`,
- * so two headers with different keys would otherwise go unnoticed (`headersDistinct` has all).
- * A header that is not `Bearer <key>` is a credential we cannot read: it is refused as
- * `invalid_api_key` (never matched as a key) rather than ignored or taken as a bare key.
- */
-function bearer(req: Request): string[] {
-  return (req.headersDistinct.authorization ?? []).map((h) => {
-    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
-    if (m) return m[1]!;
-    return h.trim() === '' ? '' : `unreadable Authorization header ${h}`;
-  });
-}
-
-/** The values of a key header; one sent twice arrives joined by commas (a key never holds one). */
-function header(req: Request, name: string): string[] {
-  const v = req.headers[name];
-  if (v === undefined) return [];
-  return (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(','));
+/** What one Authorization header carries: its Bearer key, '' when blank, else a value that is no key. */
+function bearer(h: string): string {
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
+  if (m) return m[1]!;
+  // A header that is not `Bearer <key>` is a credential we cannot read: it is refused as
+  // invalid_api_key (never matched as a key) rather than ignored or taken as a bare key.
+  return h.trim() === '' ? '' : `unreadable Authorization header ${h}`;
 }
 
 /**
- * Every credential the request carries; two different ones are `400 conflicting_credentials`, the
- * same one twice is that key. An empty value (header or `api_key`) carries no credential.
+ * Every credential the request carries where its kind of route takes one (SPEC section 3): widget
+ * routes read `X-Parley-Key`, `Authorization: Bearer` and the body's `api_key`; management routes
+ * `Authorization: Bearer` and `X-API-Key`. Two different ones are `400 conflicting_credentials`,
+ * the same one twice is that key. An empty value (header or `api_key`) carries no credential.
+ * Headers are read from `rawHeaders`, one pass and every occurrence: Node keeps only the first
+ * Authorization header in `req.headers`, so a second one with another key would go unnoticed
+ * (and `headersDistinct` builds arrays of every header of the request, on the hot path). A key
+ * header sent twice, or with commas, is split at the commas (a key never holds one).
  */
-export function findCredential(req: Request, opts: { fromBody: boolean }): string {
+export function findCredential(req: Request, opts: { widget: boolean }): string {
   const found = new Set<string>();
   const add = (v: string | undefined) => {
     const k = v?.trim();
     if (k) found.add(k);
   };
-  for (const v of [...header(req, 'x-parley-key'), ...bearer(req), ...header(req, 'x-api-key')]) add(v);
-  if (opts.fromBody && req.body && typeof req.body === 'object' && !Array.isArray(req.body)) {
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    // Cheap length checks first: most headers of a request are none of these.
+    if (name.length === 13 && name.toLowerCase() === 'authorization') add(bearer(raw[i + 1]!));
+    else if (name.length === (opts.widget ? 12 : 9) && name.toLowerCase() === (opts.widget ? 'x-parley-key' : 'x-api-key')) {
+      for (const v of raw[i + 1]!.split(',')) add(v);
+    }
+  }
+  if (opts.widget && req.body && typeof req.body === 'object' && !Array.isArray(req.body)) {
     const k = (req.body as Record<string, unknown>).api_key;
     if (k !== undefined) {
       if (typeof k !== 'string') throw new ApiError('invalid_api_key', 'The api_key field must be a string.');
@@ -101,7 +103,7 @@ export function recordKeyUse(ctx: AppContext, auth: Auth): void {
 
 /** Widget routes: a publishable key only. A secret key sent from a browser is marked exposed. */
 export function authenticatePublishable(ctx: AppContext, req: Request, lookup?: KeyLookup): Auth {
-  const auth = verifyKey(ctx, findCredential(req, { fromBody: true }), lookup);
+  const auth = verifyKey(ctx, findCredential(req, { widget: true }), lookup);
   if (auth.key.type !== 'publishable') {
     if (req.headers.origin !== undefined) markKeyExposed(ctx.db, auth.key.id, ctx.clock());
     throw new ApiError(
@@ -114,7 +116,7 @@ export function authenticatePublishable(ctx: AppContext, req: Request, lookup?: 
 
 /** Management routes: a secret key only. */
 export function authenticateSecret(ctx: AppContext, req: Request): Auth {
-  const auth = verifyKey(ctx, findCredential(req, { fromBody: false }));
+  const auth = verifyKey(ctx, findCredential(req, { widget: false }));
   if (auth.key.type !== 'secret') {
     throw new ApiError('insufficient_scope', 'Management routes take a secret key (sk_...); publishable keys only reach /v1/widget.');
   }

@@ -102,7 +102,7 @@ describe('signing keys (management API)', () => {
     const read = await call(t.base, 'POST', '/v1/keys', { key: site.sk.live, body: { type: 'secret', name: 'reader', scopes: ['read'] } });
     expect((await call(t.base, 'POST', path, { key: read.json.key.secret, body: {} })).json.error.code).toBe('insufficient_scope');
     expect((await call(t.base, 'GET', path, { key: read.json.key.secret })).status).toBe(200);
-    expect((await call(t.base, 'POST', path, { key: site.pk.live, body: {} })).json.error.code).toBe('insufficient_scope');
+    expect((await call(t.base, 'POST', path, { headers: { Authorization: `Bearer ${site.pk.live}` }, body: {} })).json.error.code).toBe('insufficient_scope');
     expect((await call(t.base, 'GET', path, { key: fx.sk.live })).status).toBe(404);
     expect((await call(t.base, 'GET', path, { key: site.sk.live })).json.signing_keys).toEqual([]);
   });
