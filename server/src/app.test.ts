@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorHandler } from './errors.js';
 import { requestContext } from './http/middleware.js';
 import { widgetScript } from './http/widget-script.js';
-import { call, startTestServer, type TestServer } from './test-helpers/harness.js';
+import { call, seed, startTestServer, type TestServer } from './test-helpers/harness.js';
 
 let t: TestServer;
 beforeAll(async () => {
@@ -86,9 +86,23 @@ describe('the error envelope', () => {
     expect(error.message).not.toContain('"message": "hi"'); // the body is not echoed
   });
 
-  it('400 invalid_json for a JSON scalar instead of an object', async () => {
-    const r = await call(t.base, 'POST', POST_PATH, { rawBody: '"just a string"', headers: { 'Content-Type': 'application/json' } });
-    expectEnvelope({ ...r, header: r.headers.get('x-request-id') }, 400, 'invalid_json');
+  it('a JSON value that is not an object parses: its route refuses it as 400 invalid_request, after the key', async () => {
+    // SPEC 8: invalid_json is an unparsable body; `null` or `3` parse, and are a body of the wrong shape.
+    const fx = seed(t.ctx);
+    const json = { 'Content-Type': 'application/json' };
+    for (const rawBody of ['"just a string"', 'null', '3', 'true', ' [] ']) {
+      const widget = await call(t.base, 'POST', `/v1/widget/${fx.serviceId}/tickets`, { key: fx.pk.live, origin: fx.origin, rawBody, headers: json });
+      const error = expectEnvelope({ ...widget, header: widget.headers.get('x-request-id') }, 400, 'invalid_request');
+      expect(error.message, rawBody).toMatch(/body/i);
+      const manage = await call(t.base, 'POST', '/v1/sites', { key: fx.sk.live, rawBody, headers: json });
+      expectEnvelope({ ...manage, header: manage.headers.get('x-request-id') }, 400, 'invalid_request');
+      // Chunked, read by our own reader: the same answer.
+      const chunked = await raw('POST', `/v1/widget/${fx.serviceId}/tickets`, { ...json, 'X-Parley-Key': fx.pk.live, Origin: fx.origin, 'Transfer-Encoding': 'chunked' }, [rawBody]);
+      expectEnvelope({ ...chunked, header: chunked.headers['x-request-id'] as string }, 400, 'invalid_request');
+      // The body rules pass it, so without a key the key check answers first.
+      expect((await call(t.base, 'POST', POST_PATH, { rawBody, headers: json })).json.error.code).toBe('missing_authorization');
+    }
+    expect((t.ctx.db.prepare('SELECT COUNT(*) AS n FROM tickets').get() as { n: number }).n).toBe(0);
   });
 
   it('413 payload_too_large for a body over 32 KiB announced by Content-Length', async () => {

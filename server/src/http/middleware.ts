@@ -39,7 +39,10 @@ function requireUtf8(_req: unknown, _res: unknown, buf: Buffer): void {
   if (!isUtf8(buf)) throw Object.assign(new Error('not UTF-8'), { type: 'entity.parse.failed' });
 }
 
-const parseJson = express.json({ limit: BODY_LIMIT_BYTES, inflate: false, strict: true, type: () => true, verify: requireUtf8 });
+// Not `strict`: `null`, `3` or `"text"` parse, and their route's schema refuses them as
+// 400 invalid_request (a body of the wrong shape), as it does `[]`; invalid_json is for bodies that
+// do not parse (SPEC 8).
+const parseJson = express.json({ limit: BODY_LIMIT_BYTES, inflate: false, strict: false, type: () => true, verify: requireUtf8 });
 
 /**
  * A string (or member name) with a lone UTF-16 surrogate: valid JSON grammar, but I-JSON (RFC
@@ -76,7 +79,7 @@ const parseJsonChecked: RequestHandler = (req, res, next) =>
  * A chunked body has no length to judge up front, and body-parser reads a body to its very end
  * before it reports that the body was too large: a client streaming 10 MB (or forever) would hold
  * the request until it stopped. So chunked bodies are read here, with body-parser's rules (UTF-8,
- * no content coding, an object or array at the top), and refused the moment they pass 32 KiB; the
+ * no content coding, any JSON value), and refused the moment they pass 32 KiB; the
  * connection is closed after the 413 so the rest is never read.
  */
 function readChunkedJson(req: Request, res: Response, next: NextFunction): void {
@@ -107,9 +110,7 @@ function readChunkedJson(req: Request, res: Response, next: NextFunction): void 
     if (!isUtf8(bytes)) return settle(new ApiError('invalid_json', 'The request body is not valid JSON.'));
     const text = bytes.toString('utf8').replace(/^\uFEFF/, '');
     if (text === '') return settle(undefined, {});
-    const first = /^[\x20\x09\x0a\x0d]*([^\x20\x09\x0a\x0d])/.exec(text)?.[1];
     try {
-      if (first !== '{' && first !== '[') throw new SyntaxError('not an object or array');
       const body = JSON.parse(text) as unknown;
       settle(hasLoneSurrogate(body) ? new ApiError('invalid_json', LONE_SURROGATE) : undefined, body);
     } catch {
