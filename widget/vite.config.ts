@@ -36,7 +36,10 @@ export default defineConfig({
     outDir: here('./dist'),
     emptyOutDir: true,
     target: 'es2020',
-    minify: true,
+    // terser with three compress passes: about 60 gzipped bytes under oxc's minifier, measured on
+    // this bundle (the budget is 15,000, bundle.test.ts). Its mangler is the one both use.
+    minify: 'terser',
+    terserOptions: { ecma: 2020, compress: { passes: 3, pure_getters: true, negate_iife: false } },
     sourcemap: true,
     copyPublicDir: false,
     lib: {
