@@ -7,6 +7,8 @@ import { follow, type FollowOptions } from './sse.ts';
 import type { Saved, VisitorStorage } from './storage.ts';
 
 export const MAX_MESSAGE = 5000;
+/** The most messages one GET of a ticket's messages returns (SPEC 6: oldest first, at most 100). */
+export const MESSAGES_PAGE = 100;
 /** Start-up attempts in a row with no answer before the widget gives up (see start()). */
 export const NO_ANSWER_TRIES = 8;
 
@@ -255,12 +257,19 @@ export function createStore(d: StoreDeps) {
     const s = saved;
     if (!s) return;
     try {
-      const res = await d.api.messages(s.ticketId, s.visitorToken);
-      if (saved !== s) return;
+      // A page holds the oldest 100 after `after`: read on to the newest, or the rest would come
+      // through the stream's catch-up as if new (counted unread and announced on every load).
+      let messages: Message[] = [];
+      let res;
+      do {
+        res = await d.api.messages(s.ticketId, s.visitorToken, messages[messages.length - 1]?.id);
+        if (saved !== s) return;
+        messages = [...messages, ...res.messages];
+      } while (res.messages.length >= MESSAGES_PAGE);
       // Replies after the last one read with the chat open (all of them if none was) came while the visitor was away.
-      const read = res.messages.findIndex((m) => m.id === s.seen);
-      merge(res.messages, false);
-      if (!state.open) set({ unread: res.messages.slice(read + 1).filter((m) => m.author === 'agent').length });
+      const read = messages.findIndex((m) => m.id === s.seen);
+      merge(messages, false);
+      if (!state.open) set({ unread: messages.slice(read + 1).filter((m) => m.author === 'agent').length });
       set({ closed: res.ticket.status === 'closed' });
       startStream();
     } catch (e) {

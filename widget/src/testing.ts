@@ -94,7 +94,8 @@ export function fakeParley() {
     if (t[2] === 'messages' && r.method === 'GET') {
       const after = r.url.searchParams.get('after');
       const at = after ? found.messages.findIndex((x) => x.id === after) + 1 : 0;
-      return respond(200, { ticket: found.ticket, messages: found.messages.slice(at) });
+      // Like the server: oldest first, at most 100 a page.
+      return respond(200, { ticket: found.ticket, messages: found.messages.slice(at, at + 100) });
     }
     if (t[2] === 'messages' && r.method === 'POST') {
       const msg = message(found.ticket.id, 'visitor', String(r.body?.message ?? '').trim());

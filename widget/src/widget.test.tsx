@@ -257,6 +257,35 @@ describe('conversation', () => {
     expect(await ui().findByRole('button', { name: 'Open chat with Acme Help' })).toBeTruthy();
   });
 
+  it('reads a conversation of more than one page to its end: nothing old is counted unread or announced', async () => {
+    const { w, ticketId } = await chatLive('Hello');
+    w.destroy();
+    for (let i = 1; i <= 120; i++) fake.agentReply(ticketId, `Reply ${i}`);
+    widget = start(fake);
+    await openPanel(); // all 121 read with the chat open
+    expect(await ui().findByText('Reply 120', {}, { timeout: 5_000 })).toBeTruthy();
+    widget.destroy();
+    fake.agentReply(ticketId, 'Written while away'); // the 122nd message: on the second page
+
+    const from = fake.requests.length;
+    widget = start(fake);
+    // Read off the element: role queries over 122 messages are too slow for findByRole's polling.
+    const label = () => shadowOf(widget).querySelector('button.launcher')?.getAttribute('aria-label');
+    await waitFor(() => expect(label()).toBe('Open chat with Acme Help, 1 unread message'), { timeout: 5_000 });
+    const button = shadowOf(widget).querySelector('button.launcher') as HTMLElement;
+    expect(button.querySelector('.badge')!.textContent).toBe('1');
+    const all = fake.tickets.get(ticketId)!.messages;
+    const pages = fake.requests.slice(from).filter((r) => r.method === 'GET' && r.path.endsWith('/messages'));
+    expect(pages.map((r) => r.url.searchParams.get('after'))).toEqual([null, all[99]!.id]);
+    // The stream resumes after the newest message: nothing comes twice, nothing old is announced.
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    expect(fake.requests.filter((r) => r.path.endsWith('/events')).at(-1)!.headers['last-event-id']).toBe(all.at(-1)!.id);
+    expect(shadowOf(widget).querySelector('[aria-live="polite"][aria-atomic]')!.textContent).toBe('');
+    fireEvent.click(button);
+    expect(await ui().findByText('Written while away')).toBeTruthy();
+    expect(ui().getAllByText(/^Reply \d+$/)).toHaveLength(120);
+  });
+
   it('counts unread agent replies on the launcher while closed, and clears the count on open', async () => {
     widget = start(fake);
     await openPanel();
