@@ -198,7 +198,7 @@ describe('a site at its limits', () => {
     expect(parley.storedSpend(site)).toBe(0);
   });
 
-  it('7b. spend cap reached: the widget says chat is unavailable, keeps the message, and nothing more is stored or charged', async () => {
+  it('7b. spend cap reached: the widget says it has reached its limit for today, keeps the message, and nothing more is stored or charged', async () => {
     const { parley, host } = e;
     const site = await parley.createSite({ origins: [host.origin] });
     const url = host.set('/capped', shopPage(scriptTag(parley.base, site)));
@@ -219,7 +219,7 @@ describe('a site at its limits', () => {
     await sendMessage(page, second);
     expect((await refused).status()).toBe(402);
     await w.failed(second).waitFor();
-    expect(await w.notice.textContent()).toBe('Chat is unavailable right now.');
+    expect(await w.notice.textContent()).toBe('Chat has reached its limit for today. Please try again later.');
     expect(parley.storedMessages(site).map((m) => m.body)).toEqual([first]);
     expect(parley.storedSpend(site)).toBe(10_000);
 

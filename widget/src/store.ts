@@ -69,6 +69,10 @@ export const TEXT = {
   signIn: 'Please sign in to send messages.',
   expired: 'Your session has expired. Please sign in again to send messages.',
   offline: 'Message not sent. Check your connection and try again.',
+  /** The site's daily spend cap (402): it resets at midnight UTC, a time of day that differs per visitor. */
+  capped: 'Chat has reached its limit for today. Please try again later.',
+  /** Any other refusal, a 5xx included: the message stays, with Retry. */
+  failed: 'Message not sent. Please try again.',
 };
 
 /** Creates the store; nothing happens (no request, no storage access) until start(). */
@@ -352,7 +356,7 @@ export function createStore(d: StoreDeps) {
       out.body = undefined;
       out.idempotencyKey = newIdempotencyKey();
     };
-    let notice = e.status === 0 ? TEXT.offline : e.status === 400 ? `Message not sent: ${e.message}` : '';
+    let notice = e.status === 0 ? TEXT.offline : e.status === 400 ? `Message not sent: ${e.message}` : TEXT.failed;
     let wait = 0;
     switch (e.code) {
       case 'not_found':
@@ -378,7 +382,7 @@ export function createStore(d: StoreDeps) {
         notice = TEXT.unavailable;
         break;
       case 'spend_cap_exceeded':
-        notice = TEXT.unavailable;
+        notice = TEXT.capped;
     }
     patchItem(key, { state: 'failed' });
     notify(notice, wait);

@@ -467,13 +467,27 @@ describe('refusals in plain words', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it('says chat is unavailable when the spend cap is reached', async () => {
+  it("says the chat has reached today's limit when the spend cap is reached (SPEC 9: a state of its own)", async () => {
     widget = start(fake);
     await openPanel();
     fake.failNext((r) => r.method === 'POST', refusal(402, 'spend_cap_exceeded', {}, { resets_at: '2030-01-01T00:00:00Z' }));
     await type('Anyone?');
-    expect((await ui().findByRole('alert')).textContent).toBe('Chat is unavailable right now.');
+    expect((await ui().findByRole('alert')).textContent).toBe('Chat has reached its limit for today. Please try again later.');
     expect(ui().getByText('Anyone?')).toBeTruthy();
+    expect(ui().getByText('Not sent')).toBeTruthy();
+  });
+
+  it.each([
+    ['a 500', refusal(500, 'internal_error')],
+    ['a 503 without a body', refusal(503, 'internal_error')],
+    ['a 409', refusal(409, 'idempotency_conflict')],
+  ])('says the message was not sent after %s, not only "Not sent"', async (_, failure) => {
+    widget = start(fake);
+    await openPanel();
+    fake.failNext((r) => r.method === 'POST', failure);
+    await type('Anyone?');
+    expect((await ui().findByRole('alert')).textContent).toBe('Message not sent. Please try again.');
+    expect(ui().getByRole('button', { name: 'Retry' })).toBeTruthy();
   });
 
   it('waits for Parley.identify when identity is required, then sends with the token', async () => {
