@@ -5,6 +5,7 @@ import { errorHandler } from './errors.js';
 import { jsonBody, notFound, requestContext } from './http/middleware.js';
 import { widgetScript } from './http/widget-script.js';
 import { manageRouter } from './manage/index.js';
+import { rateHeadersOnRefusals } from './widget/guard.js';
 import { widgetCors, widgetRouter } from './widget/index.js';
 
 export function createApp(ctx: AppContext): Express {
@@ -24,6 +25,7 @@ export function createApp(ctx: AppContext): Express {
   app.use('/v1/widget', widgetRouter(ctx));
   app.use('/v1', manageRouter(ctx));
   app.use(notFound);
+  app.use('/v1/widget', rateHeadersOnRefusals(ctx));
   app.use(
     errorHandler((err, requestId) => {
       ctx.logger.error({ err, request_id: requestId }, 'unhandled error');

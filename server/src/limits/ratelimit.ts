@@ -74,6 +74,24 @@ export function takeToken(db: DB, bucket: string, limit: number, now: number): R
   return { allowed: d.allowed, limit, remaining: d.remaining, resetSeconds: d.resetSeconds, retryAfter: d.retryAfter, now };
 }
 
+/**
+ * The bucket as it stands, taking nothing: for the headers of a refusal decided before the rate
+ * check (SPEC 5: every widget response carries them). `remaining` is what a request could take now.
+ */
+export function peekToken(db: DB, bucket: string, limit: number, now: number): RateDecision {
+  const row = s(db).get.get(bucket) as { tat: number; tat_frac: number } | undefined;
+  const wait = Math.max(0, row ? ahead({ ms: row.tat, frac: row.tat_frac }, now) : 0);
+  const interval = WINDOW_MS / limit;
+  return {
+    allowed: true,
+    limit,
+    remaining: Math.min(limit, Math.max(0, Math.floor((WINDOW_MS - wait) / interval + 1e-9))),
+    resetSeconds: Math.ceil(wait / 1000),
+    retryAfter: 0,
+    now,
+  };
+}
+
 /** Takes a token in its own IMMEDIATE transaction. */
 export function takeTokenNow(db: DB, bucket: string, limit: number, now: number): RateDecision {
   return db.transaction(() => takeToken(db, bucket, limit, now)).immediate();

@@ -253,3 +253,54 @@ describe('refusals are counted per code for the usage route', () => {
     expect(live.json.usage[0].refused).toEqual({ rate_limit_exceeded: 4 });
   });
 });
+
+describe('rate-limit headers on refusals before the rate check (SPEC 5: every widget response)', () => {
+  const HEADERS = ['ratelimit-policy', 'ratelimit', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'];
+  const limitOf = (r: { headers: Headers }) => Object.fromEntries(HEADERS.map((h) => [h, r.headers.get(h)]));
+
+  it('carry the bucket as it stands, take nothing from it, and name the environment of the key', async () => {
+    const fx = seed(t.ctx, { rate_limit_per_minute: 7 });
+    const other = seed(t.ctx);
+    const base = `/v1/widget/${fx.serviceId}`;
+    const json = { 'Content-Type': 'application/json' };
+    const refusals = [
+      () => call(t.base, 'GET', `${base}/config`, { origin: fx.origin }), // 401 missing_authorization
+      () => call(t.base, 'GET', `${base}/config`, { origin: fx.origin, key: `${fx.pk.live.slice(0, -1)}${fx.pk.live.endsWith('x') ? 'y' : 'x'}` }), // 401
+      () => call(t.base, 'GET', `${base}/config`, { origin: 'https://evil.example', key: fx.pk.live }), // 403 origin_not_allowed
+      () => call(t.base, 'GET', `${base}/config`, { key: fx.pk.live }), // 403 origin_required
+      () => call(t.base, 'GET', `${base}/config`, { origin: fx.origin, key: other.pk.live }), // 403 site_mismatch
+      () => call(t.base, 'GET', `${base}/nothing`, { origin: fx.origin, key: fx.pk.live }), // 404 no such route
+      () => call(t.base, 'POST', `${base}/tickets`, { origin: fx.origin, key: fx.pk.live, rawBody: '{', headers: json }), // 400 invalid_json
+      () => call(t.base, 'POST', `${base}/tickets`, { origin: fx.origin, key: fx.pk.live, rawBody: 'x', headers: { 'Content-Type': 'text/plain' } }), // 415
+    ];
+    const statuses: number[] = [];
+    for (const refuse of refusals) {
+      const r = await refuse();
+      statuses.push(r.status);
+      expect(limitOf(r), `${r.status} ${r.text}`).toEqual({
+        'ratelimit-policy': '"site";q=7;w=60',
+        ratelimit: '"site";r=7;t=0',
+        'x-ratelimit-limit': '7',
+        'x-ratelimit-remaining': '7',
+        'x-ratelimit-reset': String(Math.ceil(t.clock.now / 1000)),
+      });
+      expect(r.headers.get('retry-after')).toBeNull();
+    }
+    expect(statuses).toEqual([401, 401, 403, 403, 403, 404, 400, 415]);
+    // A request that is admitted takes the first token; the refusals took none.
+    const ok = await visitor(t.base, fx, 'GET', '/config');
+    expect([ok.status, ok.headers.get('x-ratelimit-remaining')]).toEqual([200, '6']);
+    const after = await refusals[2]!();
+    expect(after.headers.get('x-ratelimit-remaining')).toBe('6');
+    expect(after.headers.get('ratelimit')).toMatch(/^"site";r=6;t=[1-9]\d*$/);
+    // A test key's refusal shows the test bucket, untouched by the live request.
+    const testKey = await call(t.base, 'GET', `${base}/config`, { origin: 'https://evil.example', key: fx.pk.test });
+    expect([testKey.status, testKey.headers.get('x-ratelimit-remaining')]).toEqual([403, '7']);
+  });
+
+  it('are absent when the service id names no site (there is no bucket to report)', async () => {
+    const r = await call(t.base, 'GET', '/v1/widget/no-such-site/config', { origin: 'https://shop.example' });
+    expect(r.status).toBeGreaterThanOrEqual(400);
+    expect(r.headers.get('ratelimit')).toBeNull();
+  });
+});

@@ -4,14 +4,14 @@
 // Sites and keys come from memory (db/admission.ts) and are confirmed inside the transaction that
 // takes the request's token.
 import type { ErrorRequestHandler, Request, Response } from 'express';
-import { authenticatePublishable, recordKeyUse, type Auth } from '../auth/authenticate.js';
+import { authenticatePublishable, findCredential, recordKeyUse, type Auth } from '../auth/authenticate.js';
 import type { AppContext } from '../context.js';
 import { generationHolds, keyByHash } from '../db/admission.js';
 import { countRefusal } from '../db/meters.js';
 import { immediate } from '../db/transact.js';
 import type { SiteRow } from '../db/sites.js';
 import { ApiError } from '../errors.js';
-import { setRateLimitHeaders, siteBucket, takeToken, type RateDecision } from '../limits/ratelimit.js';
+import { peekToken, setRateLimitHeaders, siteBucket, takeToken, type RateDecision } from '../limits/ratelimit.js';
 import { checkOrigin, refreshSite, siteLocals } from './origins.js';
 
 export interface Admitted {
@@ -161,6 +161,35 @@ export function countRefusals(ctx: AppContext): ErrorRequestHandler {
     if (scope && !scope.counted && err instanceof ApiError && err.status < 500) {
       scope.counted = true;
       countRefusalNow(ctx, scope.siteId, scope.environment, err.code, ctx.clock());
+    }
+    next(err);
+  };
+}
+
+/**
+ * SPEC 5: every widget response carries the rate-limit headers. A refusal decided before the rate
+ * check (the body rules, key, site, origin, an unknown widget route) gets its site's bucket as it
+ * stands, nothing taken: the environment is the admitted key's, else the one its key names
+ * (`pk_test_...`), else live. A service id that names no site has no bucket and gets none.
+ */
+export function rateHeadersOnRefusals(ctx: AppContext): ErrorRequestHandler {
+  return (err, req, res, next) => {
+    const site = (res.locals.widget as { site?: SiteRow } | undefined)?.site;
+    if (site && !res.headersSent && !res.hasHeader('RateLimit')) {
+      try {
+        const scope = res.locals.refusals as RefusalScope | undefined;
+        let environment: 'live' | 'test' = 'live';
+        try {
+          if (scope) environment = scope.environment;
+          else if (findCredential(req, { widget: true }).startsWith('pk_test_')) environment = 'test';
+        } catch {
+          // no key, or two: live
+        }
+        const d = peekToken(ctx.db, siteBucket(site.id, environment), site.rate_limit_per_minute, ctx.clock());
+        setRateLimitHeaders(res, d, 'site');
+      } catch (e) {
+        ctx.logger.warn({ err: e }, 'rate-limit headers not set');
+      }
     }
     next(err);
   };

@@ -117,8 +117,11 @@ describe('actual requests', () => {
     expect(r.json.error.code).toBe('origin_not_allowed');
     expect(corsHeaderNames(r.headers)).toEqual([]);
     expect(list(r.headers.get('vary'))).toContain('origin');
-    // Refused before the rate limit: no rate-limit headers either.
-    expect(r.headers.get('ratelimit')).toBeNull();
+    // Refused before the rate limit: the bucket's headers as it stands (SPEC 5), nothing taken.
+    const remaining = r.headers.get('x-ratelimit-remaining');
+    expect(remaining).toMatch(/^\d+$/);
+    const again = await visitor(t.base, fx, 'GET', '/config', { origin });
+    expect(again.headers.get('x-ratelimit-remaining')).toBe(remaining);
   });
 
   it('errors carry CORS headers for an allowed origin (the widget can read them) and none for another', async () => {
