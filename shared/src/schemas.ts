@@ -41,6 +41,9 @@ const Chars = (max: number) => z.string().refine((v) => withinChars(v, max), `mu
 /** A trimmed string of at most `max` characters (see withinChars). */
 const TrimmedText = (max: number) =>
   z.string().trim().refine((v) => withinChars(v, max), `must be at most ${max} characters`);
+/** A name: 1 to `max` characters after trimming, counted as a reader counts them (see withinChars). */
+const Name = (max: number) =>
+  z.string().trim().min(1, 'must not be empty').refine((v) => withinChars(v, max), `must be at most ${max} characters`);
 
 export const MAX_MESSAGE = 5000;
 /**
@@ -216,7 +219,7 @@ const Color = z.string().regex(/^#[0-9a-fA-F]{6}$/, 'must be a #rrggbb colour');
 const Micros = z.number().int().min(0).max(1_000_000_000_000);
 
 export const WidgetSettingsInput = z.strictObject({
-  greeting: z.string().trim().max(500).optional(),
+  greeting: TrimmedText(500).optional(),
   color: Color.optional(),
   position: z.enum(['bottom-right', 'bottom-left']).optional(),
   require_identity: z.boolean().optional(),
@@ -227,7 +230,7 @@ export const PricesInput = z.strictObject({
 });
 
 const siteFields = {
-  name: z.string().trim().min(1).max(100),
+  name: Name(100),
   allowed_origins: z.array(OriginEntry).max(100),
   allow_server_requests: z.boolean(),
   rate_limit_per_minute: z.number().int().min(1).max(100_000),
@@ -261,7 +264,7 @@ export type PatchSiteBody = z.infer<typeof PatchSiteBody>;
 
 export const CreateKeyBody = z.strictObject({
   type: z.enum(['publishable', 'secret']),
-  name: z.string().trim().min(1).max(100),
+  name: Name(100),
   site: ServiceId.optional(),
   // `widget` is the one scope of publishable keys; secret keys take read/write/admin (checked by the server).
   scopes: z.array(z.enum([...Scope.options, 'widget'])).min(1).max(4).optional(),
@@ -288,7 +291,7 @@ export const ListTicketsQuery = z.strictObject({
 
 export const AgentReplyBody = z.strictObject({
   message: MessageBody,
-  author_name: z.string().trim().min(1).max(100).optional(),
+  author_name: Name(100).optional(),
 });
 
 export const PatchTicketBody = z.strictObject({ status: TicketStatus });

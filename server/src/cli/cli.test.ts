@@ -89,6 +89,16 @@ describe('parley workspace create', () => {
     expect(r.stdout).toMatch(/test: sk_test_[0-9A-Za-z]{49}\n/);
   });
 
+  it('takes a name of 100 characters as a reader counts them (emoji with their parts), not 101', () => {
+    const family = '\u{1F468}\u200D\u{1F469}\u200D\u{1F467}\u200D\u{1F466}';
+    const db = freshDb();
+    const ok = run(['workspace', 'create', family.repeat(100), '--db', db, '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout).workspace.name).toBe(family.repeat(100));
+    const over = run(['workspace', 'create', family.repeat(101), '--db', db, '--json']);
+    expect([over.code, over.stderr]).toEqual([2, expect.stringContaining('1 to 100 characters')]);
+  });
+
   it('honours PARLEY_DB', () => {
     const db = freshDb();
     const r = run(['workspace', 'create', 'Env', '--json'], { PARLEY_DB: db });

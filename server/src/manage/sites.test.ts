@@ -215,6 +215,26 @@ describe('PATCH /v1/sites/:sid', () => {
     expect((await call(t.base, 'GET', path, { key: f.sk.live })).json.site).toEqual(site);
   });
 
+  it('counts names and the greeting as a reader counts characters, like messages: an emoji with its parts is one', async () => {
+    const family = '\u{1F468}\u200D\u{1F469}\u200D\u{1F467}\u200D\u{1F466}'; // 11 UTF-16 units, 1 character
+    const thumb = '\u{1F44D}\u{1F3FD}'; // 4 units, 1 character
+    const { site } = await createSite({ name: family.repeat(100), widget: { greeting: thumb.repeat(500) } });
+    expect(site.name).toBe(family.repeat(100));
+    expect(site.widget.greeting).toBe(thumb.repeat(500));
+    const path = `/v1/sites/${site.service_id}`;
+    for (const [body, field] of [
+      [{ name: family.repeat(101) }, 'name'],
+      [{ widget: { greeting: thumb.repeat(501) } }, 'widget.greeting'],
+      [{ name: '   ' }, 'name'],
+    ] as const) {
+      const err = expectError(await call(t.base, 'PATCH', path, { key: f.sk.live, body }), 400, 'invalid_request');
+      expect(err.issues.map((i: Json) => i.path)).toContain(field);
+    }
+    const key = await call(t.base, 'POST', '/v1/keys', { key: f.sk.live, body: { type: 'secret', name: family.repeat(100), scopes: ['read'] } });
+    expect([key.status, key.json.key?.name]).toEqual([201, family.repeat(100)]);
+    expectError(await call(t.base, 'POST', '/v1/keys', { key: f.sk.live, body: { type: 'secret', name: family.repeat(101), scopes: ['read'] } }), 400, 'invalid_request');
+  });
+
   it('concurrent patches of different fields are all kept', async () => {
     const { site } = await createSite({});
     const path = `/v1/sites/${site.service_id}`;
