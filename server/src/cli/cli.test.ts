@@ -99,6 +99,18 @@ describe('parley workspace create', () => {
     expect([over.code, over.stderr]).toEqual([2, expect.stringContaining('1 to 100 characters')]);
   });
 
+  it('does not read the variables of serve: a bad PARLEY_PORT or PARLEY_WORKERS stops no one-shot command', () => {
+    const db = freshDb();
+    const env = { PARLEY_PORT: 'abc', PARLEY_WORKERS: 'many', PARLEY_HOST: '', PARLEY_TRUST_PROXY: 'yes', PARLEY_LOG_LEVEL: 'loud' };
+    const r = run(['workspace', 'create', 'Env', '--db', db, '--json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(run(['site', 'create', 'env-site', '--name', 'E', '--origin', 'https://e.example', '--db', db, '--json'], env).code).toBe(0);
+    expect(run(['key', 'list', '--db', db, '--json'], env).code).toBe(0);
+    // What they do read is still checked.
+    const bad = run(['key', 'list', '--db', db], { PARLEY_DURABILITY: 'sometimes' });
+    expect([bad.code, bad.stderr]).toEqual([2, expect.stringContaining('PARLEY_DURABILITY')]);
+  });
+
   it('honours PARLEY_DB', () => {
     const db = freshDb();
     const r = run(['workspace', 'create', 'Env', '--json'], { PARLEY_DB: db });

@@ -12,7 +12,7 @@ usage: parley <command> [options]
   site create <service-id> --name N --origin O [...] [--json]      a site and its live/test publishable keys
   key create|list|revoke|rotate ... [--json]                       manage keys (see parley key --help)
 
-Environment: PARLEY_DB, PARLEY_PORT, PARLEY_HOST, PARLEY_TRUST_PROXY, PARLEY_LOG_LEVEL, PARLEY_DURABILITY.
+Environment: PARLEY_DB, PARLEY_PORT, PARLEY_HOST, PARLEY_TRUST_PROXY, PARLEY_LOG_LEVEL, PARLEY_DURABILITY, PARLEY_WORKERS.
 `;
 
 const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' ');
