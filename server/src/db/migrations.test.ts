@@ -10,7 +10,7 @@ import { openDatabase, type DB } from './open.js';
 import { requireBuild } from '../test-helpers/spawn.js';
 
 const TABLES = [
-  'admission_generation', 'api_keys', 'idempotency', 'messages', 'rate_limits', 'refusals', 'schema_migrations', 'signing_keys', 'sites',
+  'admission_generation', 'api_keys', 'idempotency', 'messages', 'rate_limits', 'refusals', 'schema_migrations', 'server_secrets', 'signing_keys', 'sites',
   'spend_meters', 'ticket_events', 'tickets', 'visitor_tokens', 'workspaces',
 ];
 

@@ -147,12 +147,3 @@ export function messageToApi(row: MessageRow, ticketId: string): Message {
     created_at: iso(row.created_at),
   };
 }
-
-/** Opaque cursor for newest-first lists: the seq of the last item returned. */
-export function encodeCursor(seq: number): string {
-  return Buffer.from(`c1:${seq}`).toString('base64url');
-}
-export function decodeCursor(cursor: string): number | null {
-  const m = /^c1:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  return m ? Number(m[1]) : null;
-}

@@ -6,7 +6,7 @@ import type { ZodType } from 'zod';
 import { authenticateSecret, recordKeyUse, type Auth } from '../auth/authenticate.js';
 import { requireScope } from '../auth/scopes.js';
 import type { AppContext } from '../context.js';
-import { decodeCursor } from '../db/tickets.js';
+import { decodeCursor } from '../db/cursors.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import { setRateLimitHeaders, takeTokenNow } from '../limits/ratelimit.js';
 
@@ -30,12 +30,12 @@ export function parseQuery<T>(schema: ZodType<T>, req: Request): T {
   return parseOr400(schema, { ...(req.query as Record<string, unknown>) }, 'The query string');
 }
 
-/** The position an opaque cursor stands for, or `400 invalid_request`. */
-export function cursorPosition(cursor: string | undefined): number | undefined {
+/** The position a cursor of the list `scope` stands for (see db/cursors.ts), or `400 invalid_request`. */
+export function cursorPosition(ctx: AppContext, scope: string, cursor: string | undefined): number | undefined {
   if (cursor === undefined) return undefined;
-  const at = decodeCursor(cursor);
+  const at = decodeCursor(ctx.db, scope, cursor);
   if (at === null) {
-    throw new ApiError('invalid_request', 'The cursor is not one this API returned.', {
+    throw new ApiError('invalid_request', 'The cursor is not one this list returned.', {
       issues: [{ path: 'cursor', message: 'is not a cursor returned by this list' }],
     });
   }

@@ -4,7 +4,7 @@ import { CreateKeyBody, PageQuery, RotateKeyBody } from '@parley/shared';
 import { Router } from 'express';
 import type { AppContext } from '../context.js';
 import { keyToApi } from '../db/keys.js';
-import { encodeCursor } from '../db/tickets.js';
+import { encodeCursor } from '../db/cursors.js';
 import { parseOr400 } from '../errors.js';
 import { callerFromAuth, createKey, listKeysFor, revokeKeyNow, rotateKey } from '../services/keys.js';
 import { authorize, cursorPosition, parseQuery } from './access.js';
@@ -22,8 +22,9 @@ export function keysRouter(ctx: AppContext): Router {
   router.get('/keys', (req, res) => {
     const auth = authorize(ctx, req, res, 'admin');
     const q = parseQuery(PageQuery, req);
-    const { keys, next } = listKeysFor(ctx.db, callerFromAuth(auth), cursorPosition(q.cursor) ?? 0, q.limit ?? 50);
-    res.json({ keys: keys.map((k) => keyToApi(k)), next_cursor: next === null ? null : encodeCursor(next) });
+    const scope = `keys:${auth.key.workspace_id}:${auth.environment}`;
+    const { keys, next } = listKeysFor(ctx.db, callerFromAuth(auth), cursorPosition(ctx, scope, q.cursor) ?? 0, q.limit ?? 50);
+    res.json({ keys: keys.map((k) => keyToApi(k)), next_cursor: next === null ? null : encodeCursor(ctx.db, scope, next) });
   });
 
   router.delete('/keys/:id', (req, res) => {

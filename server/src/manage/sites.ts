@@ -6,7 +6,7 @@ import type { Auth } from '../auth/authenticate.js';
 import { siteForKey } from '../auth/scopes.js';
 import type { AppContext } from '../context.js';
 import { deleteSite, findSiteById, listSites, siteHasLiveData, siteToApi, siteWidget, updateSite, type SiteRow } from '../db/sites.js';
-import { encodeCursor } from '../db/tickets.js';
+import { encodeCursor } from '../db/cursors.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import { createSite } from '../services/provisioning.js';
 import { authorize, cursorPosition, parseQuery } from './access.js';
@@ -39,8 +39,9 @@ export function sitesRouter(ctx: AppContext): Router {
   router.get('/sites', (req, res) => {
     const auth = authorize(ctx, req, res, 'read');
     const q = parseQuery(PageQuery, req);
-    const { sites, next } = visibleSites(ctx, auth, cursorPosition(q.cursor) ?? 0, q.limit ?? 50);
-    res.json({ sites: sites.map(siteToApi), next_cursor: next === null ? null : encodeCursor(next) });
+    const scope = `sites:${auth.key.workspace_id}`;
+    const { sites, next } = visibleSites(ctx, auth, cursorPosition(ctx, scope, q.cursor) ?? 0, q.limit ?? 50);
+    res.json({ sites: sites.map(siteToApi), next_cursor: next === null ? null : encodeCursor(ctx.db, scope, next) });
   });
 
   router.get('/sites/:sid', (req, res) => {

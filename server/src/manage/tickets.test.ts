@@ -80,6 +80,35 @@ describe('GET /v1/sites/:sid/tickets', () => {
     expect(rest.json.next_cursor).toBeNull();
   });
 
+  it('takes a cursor only on the list that returned it: not edited, made up, or from another list, site, workspace or environment', async () => {
+    for (let i = 0; i < 3; i++) addTicket(t.ctx.db, site, 'live');
+    for (let i = 0; i < 3; i++) addTicket(t.ctx.db, site, 'test');
+    const page = await call(t.base, 'GET', `${tickets(site)}?limit=1`, { key: f.sk.live });
+    const cursor = page.json.next_cursor as string;
+    expect(cursor).toMatch(/^[0-9a-z]+\.[A-Za-z0-9_-]{16}$/);
+    expect((await call(t.base, 'GET', `${tickets(site)}?limit=1&cursor=${cursor}`, { key: f.sk.live })).status).toBe(200);
+    const [position, mac] = cursor.split('.') as [string, string];
+    const refused = [
+      [`${tickets(site)}?cursor=${(parseInt(position, 36) + 1).toString(36)}.${mac}`, f.sk.live], // another position
+      [`${tickets(site)}?cursor=${position}.${'A'.repeat(16)}`, f.sk.live], // made up
+      [`${tickets(site)}?cursor=${Buffer.from('c1:1000').toString('base64url')}`, f.sk.live], // the old form
+      [`${tickets(site)}?cursor=${cursor}`, f.sk.test], // another environment
+      [`/v1/keys?cursor=${cursor}`, f.sk.live], // another list
+      [`/v1/sites?cursor=${cursor}`, f.sk.live],
+      [`${tickets(f.serviceId)}?cursor=${cursor}`, f.sk.live], // another site
+      [`${tickets(sibling.serviceId)}?cursor=${cursor}`, sibling.sk.live], // another workspace
+    ] as const;
+    for (const [path, key] of refused) {
+      const r = await call(t.base, 'GET', path, { key });
+      expect([r.status, r.json.error?.code, path]).toEqual([400, 'invalid_request', path]);
+      expect(r.json.error.issues).toEqual([{ path: 'cursor', message: 'is not a cursor returned by this list' }]);
+    }
+    // A cursor of /v1/keys does not page /v1/sites either.
+    const keys = await call(t.base, 'GET', '/v1/keys?limit=1', { key: f.sk.live });
+    expect(keys.json.next_cursor).toEqual(expect.any(String));
+    expect((await call(t.base, 'GET', `/v1/sites?cursor=${keys.json.next_cursor}`, { key: f.sk.live })).status).toBe(400);
+  });
+
   it('filters by status, across pages', async () => {
     const closed = Array.from({ length: 5 }, () => addTicket(t.ctx.db, site, 'live', { status: 'closed' }));
     addTicket(t.ctx.db, site, 'live');

@@ -7,11 +7,12 @@ import type { Auth } from '../auth/authenticate.js';
 import { siteForKey } from '../auth/scopes.js';
 import type { AppContext } from '../context.js';
 import {
-  encodeCursor, findTicketById, insertMessage, listMessages, listTickets, messageToApi, setTicketStatus,
+  findTicketById, insertMessage, listMessages, listTickets, messageToApi, setTicketStatus,
   ticketToApi, type MessageRow, type TicketRow,
 } from '../db/tickets.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import { newId } from '../util.js';
+import { encodeCursor } from '../db/cursors.js';
 import { authorize, cursorPosition, parseQuery } from './access.js';
 
 const MESSAGE_PAGE = 500;
@@ -44,14 +45,15 @@ export function ticketsRouter(ctx: AppContext): Router {
     const site = siteForKey(ctx, auth, req.params.sid);
     const q = parseQuery(ListTicketsQuery, req);
     const limit = q.limit ?? 50;
+    const scope = `tickets:${site.id}:${auth.environment}`;
     // One more than asked tells whether another page exists; the cursor is the last seq returned.
     const rows = listTickets(ctx.db, {
       siteId: site.id, environment: auth.environment, status: q.status,
-      beforeSeq: cursorPosition(q.cursor) ?? Number.MAX_SAFE_INTEGER, limit: limit + 1,
+      beforeSeq: cursorPosition(ctx, scope, q.cursor) ?? Number.MAX_SAFE_INTEGER, limit: limit + 1,
     });
     const page = rows.slice(0, limit);
     const more = rows.length > limit;
-    res.json({ tickets: page.map(ticketToApi), next_cursor: more ? encodeCursor(page[page.length - 1]!.seq) : null });
+    res.json({ tickets: page.map(ticketToApi), next_cursor: more ? encodeCursor(ctx.db, scope, page[page.length - 1]!.seq) : null });
   });
 
   router.get('/sites/:sid/tickets/:id', (req, res) => {

@@ -8,9 +8,10 @@ import { newVisitorToken } from '../auth/keys.js';
 import type { AppContext } from '../context.js';
 import { siteWidget } from '../db/sites.js';
 import {
-  addVisitorToken, encodeCursor, findMessageById, findTicketById, insertMessage, insertTicket, listMessages, listTickets,
+  addVisitorToken, findMessageById, findTicketById, insertMessage, insertTicket, listMessages, listTickets,
   messageToApi, setTicketStatus, ticketSeqOfVisitorToken, ticketToApi, type TicketRow,
 } from '../db/tickets.js';
+import { encodeCursor } from '../db/cursors.js';
 import { immediate } from '../db/transact.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import { cursorPosition } from '../manage/access.js';
@@ -129,7 +130,9 @@ export function ticketsRouter(ctx: AppContext): Router {
   router.get('/:serviceId/tickets', async (req, res) => {
     const a = admit(ctx, req, res);
     const q = parseOr400(UserTicketsQuery, queryOf(req), 'The query string');
-    const before = cursorPosition(q.cursor) ?? Number.MAX_SAFE_INTEGER;
+    // A field, checked before identity (SPEC 3's order); each user's list is filtered by the user anyway.
+    const scope = `user-tickets:${a.site.id}:${a.environment}`;
+    const before = cursorPosition(ctx, scope, q.cursor) ?? Number.MAX_SAFE_INTEGER;
     const user = await requireUser(ctx, a.site, req);
     const limit = q.limit ?? 10;
     const now = ctx.clock();
@@ -140,7 +143,7 @@ export function ticketsRouter(ctx: AppContext): Router {
         addVisitorToken(db, ticket.seq, sha256(visitorToken), now);
         return { ticket: ticketToApi(ticket), visitor_token: visitorToken };
       });
-      return { tickets: items, next_cursor: rows.length > limit ? encodeCursor(rows[limit - 1]!.seq) : null };
+      return { tickets: items, next_cursor: rows.length > limit ? encodeCursor(db, scope, rows[limit - 1]!.seq) : null };
     });
     res.setHeader('Cache-Control', 'no-store');
     res.json(page);

@@ -4,6 +4,7 @@ import * as m001 from './001-init.js';
 import * as m002 from './002-visitor-tokens.js';
 import * as m003 from './003-rate-limit-fraction.js';
 import * as m004 from './004-admission-generation.js';
+import * as m005 from './005-cursor-secret.js';
 
 export interface Migration {
   version: number;
@@ -16,6 +17,7 @@ export const migrations: readonly Migration[] = [
   { version: 2, name: '002-visitor-tokens', up: m002.up },
   { version: 3, name: '003-rate-limit-fraction', up: m003.up },
   { version: 4, name: '004-admission-generation', up: m004.up },
+  { version: 5, name: '005-cursor-secret', up: m005.up },
 ];
 
 /** Applies every pending migration inside one IMMEDIATE transaction; safe when several processes start at once. */
