@@ -52,7 +52,7 @@ function remember<T>(map: Map<string, T>, id: string, row: T): void {
 }
 
 function read<T extends { generation: number }>(
-  db: DB, map: (c: Cache) => Map<string, T>, id: string, fromDb: () => T | undefined, fresh: boolean,
+  db: DB, map: (c: Cache) => Map<string, T>, id: string, fromDb: () => T | undefined, fresh: boolean, keep: (row: T) => boolean = () => true,
 ): Read<T> {
   const cache = s(db).cache;
   if (!fresh) {
@@ -64,7 +64,7 @@ function read<T extends { generation: number }>(
   // made-up ones must not fill memory. Its read tells no generation (no row, no column).
   if (!row) return { row: undefined, generation: -1, cached: false };
   moveTo(cache, row.generation);
-  remember(map(cache), id, row);
+  if (keep(row)) remember(map(cache), id, row);
   return { row, generation: row.generation, cached: false };
 }
 
@@ -74,10 +74,14 @@ export function siteByServiceId(db: DB, serviceId: string, fresh = false): Read<
     () => s(db).site.get(serviceId) as (SiteRow & { generation: number }) | undefined, fresh);
 }
 
-/** The key whose SHA-256 is `hash`: from memory unless `fresh`, else read (and remembered). */
+/**
+ * The key whose SHA-256 is `hash`: from memory unless `fresh`, else read (and remembered). Only
+ * publishable keys are remembered: a secret key on a widget route is refused and marked exposed,
+ * which must be decided on its row as it is now (a revoked one is 401, and stays unmarked).
+ */
 export function keyByHash(db: DB, hash: Buffer, fresh = false): Read<KeyWithSite> {
   return read(db, (c) => c.keys as Map<string, KeyWithSite & { generation: number }>, hash.toString('base64'),
-    () => s(db).key.get(hash) as (KeyWithSite & { generation: number }) | undefined, fresh);
+    () => s(db).key.get(hash) as (KeyWithSite & { generation: number }) | undefined, fresh, (row) => row.type === 'publishable');
 }
 
 /**

@@ -142,6 +142,68 @@ describe('admission cache: a change made elsewhere applies to the next request',
   });
 });
 
+describe('admission cache: refusals decided before any transaction confirmed the cached rows', () => {
+  const headersOf = (r: { headers: Headers }) => ({
+    acao: r.headers.get('access-control-allow-origin'),
+    policy: r.headers.get('ratelimit-policy'),
+  });
+
+  it('an origin removed elsewhere: a refusal of the body rules, the key or the route has no CORS headers, and the new limit', async () => {
+    await warm();
+    changeSite(other, (row) => {
+      row.allowed_origins = JSON.stringify(['https://elsewhere.example']);
+      row.rate_limit_per_minute = 7;
+    });
+    const json = { 'Content-Type': 'application/json' };
+    const refusals = [
+      () => call(t.base, 'GET', `/v1/widget/${fx.serviceId}/config`, { origin: fx.origin }), // no key
+      () => visitor(t.base, fx, 'POST', '/tickets', { rawBody: 'x', headers: { 'Content-Type': 'text/plain' } }), // 415
+      () => visitor(t.base, fx, 'POST', '/tickets', { rawBody: '{', headers: json }), // invalid_json
+      () => visitor(t.base, fx, 'GET', '/config', { headers: { Authorization: `Bearer ${fx.pk.test}` } }), // two keys
+      () => visitor(t.base, fx, 'GET', '/nothing'), // no such route
+    ];
+    for (const refuse of refusals) {
+      const r = await refuse();
+      expect(r.status).toBeGreaterThanOrEqual(400);
+      expect(headersOf(r), `${r.status} ${r.text}`).toEqual({ acao: null, policy: '"site";q=7;w=60' });
+    }
+  });
+
+  it('a site deleted elsewhere gets no rate-limit or CORS headers; made again, the new one speaks', async () => {
+    await warm();
+    other.prepare('DELETE FROM sites WHERE service_id = ?').run(fx.serviceId);
+    const gone = await call(t.base, 'GET', `/v1/widget/${fx.serviceId}/config`, { origin: fx.origin });
+    expect([gone.status, headersOf(gone)]).toEqual([401, { acao: null, policy: null }]);
+    createSite(other, fx.workspaceId, { service_id: fx.serviceId, name: 'Again', allowed_origins: ['https://c.example'], rate_limit_per_minute: 11 }, Date.now());
+    const again = await call(t.base, 'GET', `/v1/widget/${fx.serviceId}/config`, { origin: fx.origin });
+    expect(headersOf(again)).toEqual({ acao: null, policy: '"site";q=11;w=60' });
+  });
+
+  it('a secret key revoked after it was refused once is 401 the next time, and not marked exposed after its revocation', async () => {
+    const secret = () => call(t.base, 'GET', `/v1/widget/${fx.serviceId}/config`, { origin: fx.origin, headers: { Authorization: `Bearer ${fx.sk.live}` } });
+    expect((await secret()).json.error.code).toBe('publishable_key_required');
+    const id = findKeyByHash(other, sha256(fx.sk.live))!.id;
+    other.prepare('UPDATE api_keys SET exposed_at = NULL WHERE id = ?').run(id);
+    revokeKey(other, id, t.clock.now - 1);
+    const r = await secret();
+    expect([r.status, r.json.error.code]).toEqual([401, 'invalid_api_key']);
+    expect(findKeyByHash(other, sha256(fx.sk.live))!.exposed_at).toBeNull();
+  });
+
+  it('a key, site or origin refusal decided on the re-check inside the transaction is not counted', async () => {
+    const { visitor_token, ticket } = await createTicket(t.base, fx);
+    await warm();
+    changeSite(other, (row) => (row.allowed_origins = JSON.stringify(['https://elsewhere.example'])));
+    const r = await visitor(t.base, fx, 'POST', `/tickets/${ticket.id}/messages`, { body: { message: 'hi' }, headers: { 'X-Visitor-Token': visitor_token } });
+    expect(r.json.error.code).toBe('origin_not_allowed');
+    changeSite(other, (row) => (row.allowed_origins = JSON.stringify([fx.origin])));
+    await warm();
+    revokeKey(other, findKeyByHash(other, sha256(fx.pk.live))!.id, t.clock.now - 1);
+    expect((await config()).json.error.code).toBe('invalid_api_key');
+    expect(other.prepare('SELECT code, count FROM refusals').all()).toEqual([]);
+  });
+});
+
 describe('admission generation', () => {
   it('moves on every change to a site and to what verifies a key, not on key use', () => {
     const db = other;

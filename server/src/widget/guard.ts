@@ -12,7 +12,7 @@ import { immediate } from '../db/transact.js';
 import type { SiteRow } from '../db/sites.js';
 import { ApiError } from '../errors.js';
 import { peekToken, setRateLimitHeaders, siteBucket, takeToken, type RateDecision } from '../limits/ratelimit.js';
-import { checkOrigin, refreshSite, siteLocals } from './origins.js';
+import { checkOrigin, refreshSite, siteLocals, type SiteLocals } from './origins.js';
 
 export interface Admitted {
   auth: Auth;
@@ -35,7 +35,7 @@ interface Gated extends Admitted {
 }
 
 /** Refusals that rest on the site or key row (the others rest on the request alone). */
-const ROW_REFUSALS = new Set(['invalid_api_key', 'site_mismatch', 'origin_required', 'origin_not_allowed']);
+const ROW_REFUSALS = new Set(['invalid_api_key', 'publishable_key_required', 'site_mismatch', 'origin_required', 'origin_not_allowed']);
 
 /**
  * Key → site → origin: the checks that only read. After them, refusals are counted. The rows come
@@ -77,7 +77,11 @@ function gateCached(ctx: AppContext, req: Request, res: Response): Gated {
  * else the gate again on the rows as they are now (read inside the transaction).
  */
 function confirm(ctx: AppContext, req: Request, res: Response, a: Gated): Gated {
-  return generationHolds(ctx.db, a.generation) ? a : gate(ctx, req, res, true);
+  if (generationHolds(ctx.db, a.generation)) return a;
+  // The scope the cached rows gave is not the request's until the fresh rows pass: a key, site or
+  // origin refusal decided now must leave no trace, like one decided at the first check.
+  res.locals.refusals = undefined;
+  return gate(ctx, req, res, true);
 }
 
 /** Takes the request's token and records the key's use; counts a 429. Runs inside the caller's IMMEDIATE transaction. */
@@ -174,9 +178,13 @@ export function countRefusals(ctx: AppContext): ErrorRequestHandler {
  */
 export function rateHeadersOnRefusals(ctx: AppContext): ErrorRequestHandler {
   return (err, req, res, next) => {
-    const site = (res.locals.widget as { site?: SiteRow } | undefined)?.site;
-    if (site && !res.headersSent && !res.hasHeader('RateLimit')) {
+    const locals = res.locals.widget as SiteLocals | undefined;
+    if (locals && !res.headersSent && !res.hasHeader('RateLimit')) {
       try {
+        // Refused before any transaction confirmed it: a cached site is read again, so neither
+        // these headers nor the CORS headers it allowed come from a site that changed or is gone.
+        const site = (locals.cached ? refreshSite(ctx, req, res) : locals).site;
+        if (!site) return next(err);
         const scope = res.locals.refusals as RefusalScope | undefined;
         let environment: 'live' | 'test' = 'live';
         try {
