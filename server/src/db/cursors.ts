@@ -24,7 +24,8 @@ export function decodeCursor(db: DB, scope: string, cursor: string): number | nu
   const m = /^([0-9a-z]{1,11})\.([A-Za-z0-9_-]{16})$/.exec(cursor);
   if (!m) return null;
   const position = parseInt(m[1]!, 36);
-  if (!Number.isSafeInteger(position)) return null;
+  // Only the one spelling encodeCursor writes: `0a.<tag>` is an edited cursor, not another name for `a`.
+  if (!Number.isSafeInteger(position) || position.toString(36) !== m[1]) return null;
   const given = Buffer.from(m[2]!, 'base64url');
   return given.length === TAG_BYTES && timingSafeEqual(given, tag(db, scope, position)) ? position : null;
 }

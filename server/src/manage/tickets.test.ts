@@ -92,6 +92,7 @@ describe('GET /v1/sites/:sid/tickets', () => {
       [`${tickets(site)}?cursor=${(parseInt(position, 36) + 1).toString(36)}.${mac}`, f.sk.live], // another position
       [`${tickets(site)}?cursor=${position}.${'A'.repeat(16)}`, f.sk.live], // made up
       [`${tickets(site)}?cursor=${Buffer.from('c1:1000').toString('base64url')}`, f.sk.live], // the old form
+      [`${tickets(site)}?cursor=0${cursor}`, f.sk.live], // the same position spelt with a leading zero
       [`${tickets(site)}?cursor=${cursor}`, f.sk.test], // another environment
       [`/v1/keys?cursor=${cursor}`, f.sk.live], // another list
       [`/v1/sites?cursor=${cursor}`, f.sk.live],
@@ -107,6 +108,20 @@ describe('GET /v1/sites/:sid/tickets', () => {
     const keys = await call(t.base, 'GET', '/v1/keys?limit=1', { key: f.sk.live });
     expect(keys.json.next_cursor).toEqual(expect.any(String));
     expect((await call(t.base, 'GET', `/v1/sites?cursor=${keys.json.next_cursor}`, { key: f.sk.live })).status).toBe(400);
+  });
+
+  it("refuses a deleted site's cursor on the site that gets its internal id next", async () => {
+    const make = async (id: string) => (await call(t.base, 'POST', '/v1/sites', { key: f.sk.live, body: { service_id: id, name: 'R', allowed_origins: [] } })).json.site.service_id as string;
+    const first = await make(`reuse-a-${process.pid}`);
+    for (let i = 0; i < 3; i++) addTicket(t.ctx.db, first, 'live');
+    const cursor = (await call(t.base, 'GET', `${tickets(first)}?limit=1`, { key: f.sk.live })).json.next_cursor;
+    const id = findSiteByServiceId(t.ctx.db, first)!.id;
+    expect((await call(t.base, 'DELETE', `/v1/sites/${first}`, { key: f.sk.live })).status).toBe(204);
+    t.clock.advance(1);
+    const second = await make(`reuse-b-${process.pid}`);
+    expect(findSiteByServiceId(t.ctx.db, second)!.id).toBe(id); // SQLite gave the freed id out again
+    const r = await call(t.base, 'GET', `${tickets(second)}?cursor=${cursor}`, { key: f.sk.live });
+    expect([r.status, r.json.error?.code]).toEqual([400, 'invalid_request']);
   });
 
   it('filters by status, across pages', async () => {

@@ -45,7 +45,8 @@ export function ticketsRouter(ctx: AppContext): Router {
     const site = siteForKey(ctx, auth, req.params.sid);
     const q = parseQuery(ListTicketsQuery, req);
     const limit = q.limit ?? 50;
-    const scope = `tickets:${site.id}:${auth.environment}`;
+    // SQLite hands a deleted site's id out again: its creation time tells the two apart.
+    const scope = `tickets:${site.id}:${site.created_at}:${auth.environment}`;
     // One more than asked tells whether another page exists; the cursor is the last seq returned.
     const rows = listTickets(ctx.db, {
       siteId: site.id, environment: auth.environment, status: q.status,

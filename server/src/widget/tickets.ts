@@ -131,7 +131,7 @@ export function ticketsRouter(ctx: AppContext): Router {
     const a = admit(ctx, req, res);
     const q = parseOr400(UserTicketsQuery, queryOf(req), 'The query string');
     // A field, checked before identity (SPEC 3's order); each user's list is filtered by the user anyway.
-    const scope = `user-tickets:${a.site.id}:${a.environment}`;
+    const scope = `user-tickets:${a.site.id}:${a.site.created_at}:${a.environment}`;
     const before = cursorPosition(ctx, scope, q.cursor) ?? Number.MAX_SAFE_INTEGER;
     const user = await requireUser(ctx, a.site, req);
     const limit = q.limit ?? 10;
