@@ -41,9 +41,12 @@ const Chars = (max: number) => z.string().refine((v) => withinChars(v, max), `mu
 /** A trimmed string of at most `max` characters (see withinChars). */
 const TrimmedText = (max: number) =>
   z.string().trim().refine((v) => withinChars(v, max), `must be at most ${max} characters`);
-/** A name: 1 to `max` characters after trimming, counted as a reader counts them (see withinChars). */
+
+/** True when `v` shows something: a character outside White_Space, format (Cf) and control (Cc) characters. */
+export const visible = (v: string): boolean => /[^\p{White_Space}\p{Cf}\p{Cc}]/u.test(v);
+/** A name: 1 to `max` characters after trimming, counted as a reader counts them (see withinChars), not all invisible. */
 const Name = (max: number) =>
-  z.string().trim().min(1, 'must not be empty').refine((v) => withinChars(v, max), `must be at most ${max} characters`);
+  z.string().trim().refine(visible, 'must not be empty').refine((v) => withinChars(v, max), `must be at most ${max} characters`);
 
 export const MAX_MESSAGE = 5000;
 /**
@@ -51,7 +54,7 @@ export const MAX_MESSAGE = 5000;
  * invisible characters (zero-width spaces, direction marks, a BOM, control characters), which
  * trim() keeps, would reach the agent as an empty bubble: it counts as empty too.
  */
-export const MessageBody = TrimmedText(MAX_MESSAGE).refine((v) => /[^\p{White_Space}\p{Cf}\p{Cc}]/u.test(v), 'must not be empty');
+export const MessageBody = TrimmedText(MAX_MESSAGE).refine(visible, 'must not be empty');
 
 const IsoTime = z.string();
 const Nullable = <T extends z.ZodTypeAny>(t: T) => t.nullable();

@@ -1,5 +1,5 @@
 // `parley workspace create <name>`: a workspace and its live and test secret keys.
-import { withinChars } from '@parley/shared';
+import { visible, withinChars } from '@parley/shared';
 import { keyToApi } from '../db/keys.js';
 import { createWorkspace } from '../services/provisioning.js';
 import { iso } from '../util.js';
@@ -15,7 +15,7 @@ export function workspaceCommand(argv: string[]): number {
   if (sub !== 'create') throw new UsageError(`unknown workspace command ${JSON.stringify(sub ?? '')}`, USAGE);
   if (!name || rest.length) throw new UsageError('workspace create takes exactly one name', USAGE);
   // Counted as the API counts names: characters as a reader sees them (an emoji with its parts is one).
-  if (name.trim().length === 0 || !withinChars(name.trim(), 100)) throw new UsageError('the workspace name must be 1 to 100 characters');
+  if (!visible(name) || !withinChars(name.trim(), 100)) throw new UsageError('the workspace name must be 1 to 100 characters');
   const db = openCliDb(values.db as string | undefined);
   try {
     const { workspace, keys } = createWorkspace(db, name.trim(), Date.now());

@@ -2,7 +2,7 @@
 // rate limit (429, with the headers of SPEC section 5), then the scope the route needs.
 import type { Scope } from '@parley/shared';
 import type { Request, Response } from 'express';
-import type { ZodType } from 'zod';
+import { z, type ZodType } from 'zod';
 import { authenticateSecret, recordKeyUse, type Auth } from '../auth/authenticate.js';
 import { requireScope } from '../auth/scopes.js';
 import type { AppContext } from '../context.js';
@@ -40,4 +40,13 @@ export function cursorPosition(ctx: AppContext, scope: string, cursor: string | 
     });
   }
   return at;
+}
+
+const NoBody = z.strictObject({});
+/**
+ * For routes that take no body (the DELETEs): none, or `{}`, else `400 invalid_request` (a field
+ * or a JSON value they do not take), checked before they change anything.
+ */
+export function takesNoBody(req: Request): void {
+  parseOr400(NoBody, req.body === undefined ? {} : req.body);
 }

@@ -256,6 +256,18 @@ describe('GET /v1/keys', () => {
     expect(r.json.next_cursor).toBeNull();
   });
 
+  it('DELETE takes no body: a field or a JSON value other than {} is 400 and revokes nothing', async () => {
+    const k = await call(t.base, 'POST', '/v1/keys', { key: f.sk.live, body: { type: 'secret', name: 'to revoke', scopes: ['read'] } });
+    const id = k.json.key.id as string;
+    for (const rawBody of ['3', 'null', '"x"', '[]', '{"bogus":1}']) {
+      const r = await call(t.base, 'DELETE', `/v1/keys/${id}`, { key: f.sk.live, rawBody, headers: { 'Content-Type': 'application/json' } });
+      expectError(r, 400, 'invalid_request');
+    }
+    expect((await call(t.base, 'GET', '/v1/sites', { key: k.json.key.secret })).status).toBe(200); // still works
+    const ok = await call(t.base, 'DELETE', `/v1/keys/${id}`, { key: f.sk.live, rawBody: '{}', headers: { 'Content-Type': 'application/json' } });
+    expect(ok.status).toBe(200);
+  });
+
   it('refuses unknown parameters, bad limits and forged cursors', async () => {
     expectError(await call(t.base, 'GET', '/v1/keys?limt=5', { key: f.sk.live }), 400, 'invalid_request');
     expectError(await call(t.base, 'GET', '/v1/keys?limit=0', { key: f.sk.live }), 400, 'invalid_request');

@@ -7,7 +7,7 @@ import { keyToApi } from '../db/keys.js';
 import { encodeCursor } from '../db/cursors.js';
 import { parseOr400 } from '../errors.js';
 import { callerFromAuth, createKey, listKeysFor, revokeKeyNow, rotateKey } from '../services/keys.js';
-import { authorize, cursorPosition, parseQuery } from './access.js';
+import { authorize, cursorPosition, parseQuery, takesNoBody } from './access.js';
 
 export function keysRouter(ctx: AppContext): Router {
   const router = Router();
@@ -29,6 +29,7 @@ export function keysRouter(ctx: AppContext): Router {
 
   router.delete('/keys/:id', (req, res) => {
     const auth = authorize(ctx, req, res, 'admin');
+    takesNoBody(req);
     const row = revokeKeyNow(ctx.db, callerFromAuth(auth), req.params.id, ctx.clock());
     res.json({ key: keyToApi(row) });
   });

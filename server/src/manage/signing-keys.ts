@@ -9,7 +9,7 @@ import { countSigningKeys, deleteSigningKey, insertSigningKey, listSigningKeys, 
 import { ApiError, parseOr400 } from '../errors.js';
 import { p256PublicKeySpki } from '../identity/verify.js';
 import { newId } from '../util.js';
-import { authorize } from './access.js';
+import { authorize, takesNoBody } from './access.js';
 
 const MAX_ACTIVE = 2;
 
@@ -56,6 +56,7 @@ export function signingKeysRouter(ctx: AppContext): Router {
 
   router.delete('/sites/:sid/signing-keys/:id', (req, res) => {
     const site = access(req, res, 'admin');
+    takesNoBody(req);
     if (!deleteSigningKey(ctx.db, String(req.params.id), site.id)) throw new ApiError('not_found', 'No such signing key.');
     res.status(204).end();
   });

@@ -226,6 +226,7 @@ describe('PATCH /v1/sites/:sid', () => {
       [{ name: family.repeat(101) }, 'name'],
       [{ widget: { greeting: thumb.repeat(501) } }, 'widget.greeting'],
       [{ name: '   ' }, 'name'],
+      [{ name: '\u200B\u200E\uFEFF' }, 'name'], // nothing a reader would see
     ] as const) {
       const err = expectError(await call(t.base, 'PATCH', path, { key: f.sk.live, body }), 400, 'invalid_request');
       expect(err.issues.map((i: Json) => i.path)).toContain(field);
@@ -233,6 +234,16 @@ describe('PATCH /v1/sites/:sid', () => {
     const key = await call(t.base, 'POST', '/v1/keys', { key: f.sk.live, body: { type: 'secret', name: family.repeat(100), scopes: ['read'] } });
     expect([key.status, key.json.key?.name]).toEqual([201, family.repeat(100)]);
     expectError(await call(t.base, 'POST', '/v1/keys', { key: f.sk.live, body: { type: 'secret', name: family.repeat(101), scopes: ['read'] } }), 400, 'invalid_request');
+  });
+
+  it('DELETE takes no body: a JSON value other than {} is 400 and deletes nothing', async () => {
+    const { site } = await createSite({});
+    for (const rawBody of ['3', 'null', '{"force":true}']) {
+      const r = await call(t.base, 'DELETE', `/v1/sites/${site.service_id}`, { key: f.sk.live, rawBody, headers: { 'Content-Type': 'application/json' } });
+      expectError(r, 400, 'invalid_request');
+    }
+    expect((await call(t.base, 'GET', `/v1/sites/${site.service_id}`, { key: f.sk.live })).status).toBe(200);
+    expect((await call(t.base, 'DELETE', `/v1/sites/${site.service_id}`, { key: f.sk.live })).status).toBe(204);
   });
 
   it('concurrent patches of different fields are all kept', async () => {

@@ -9,7 +9,7 @@ import { deleteSite, findSiteById, listSites, siteHasLiveData, siteToApi, siteWi
 import { encodeCursor } from '../db/cursors.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import { createSite } from '../services/provisioning.js';
-import { authorize, cursorPosition, parseQuery } from './access.js';
+import { authorize, cursorPosition, parseQuery, takesNoBody } from './access.js';
 
 function restriction(auth: Auth): string[] | null {
   return auth.key.sites ? (JSON.parse(auth.key.sites) as string[]) : null;
@@ -94,6 +94,7 @@ export function sitesRouter(ctx: AppContext): Router {
 
   router.delete('/sites/:sid', (req, res) => {
     const auth = authorize(ctx, req, res, 'admin');
+    takesNoBody(req);
     const site = siteForKey(ctx, auth, req.params.sid);
     ctx.db.transaction(() => {
       // Deleting a site deletes its live tickets and keys too: a test key must not change live data.
