@@ -43,10 +43,13 @@ const TrimmedText = (max: number) =>
   z.string().trim().refine((v) => withinChars(v, max), `must be at most ${max} characters`);
 
 /** True when `v` shows something: a character outside White_Space, format (Cf) and control (Cc) characters. */
-export const visible = (v: string): boolean => /[^\p{White_Space}\p{Cf}\p{Cc}]/u.test(v);
+const visible = (v: string): boolean => /[^\p{White_Space}\p{Cf}\p{Cc}]/u.test(v);
 /** A name: 1 to `max` characters after trimming, counted as a reader counts them (see withinChars), not all invisible. */
 const Name = (max: number) =>
   z.string().trim().refine(visible, 'must not be empty').refine((v) => withinChars(v, max), `must be at most ${max} characters`);
+
+/** A workspace's name (the CLI's `workspace create`): the rule of every other name. */
+export const WorkspaceName = Name(100);
 
 export const MAX_MESSAGE = 5000;
 /**

@@ -95,8 +95,10 @@ describe('parley workspace create', () => {
     const ok = run(['workspace', 'create', family.repeat(100), '--db', db, '--json']);
     expect(ok.code, ok.stderr).toBe(0);
     expect(JSON.parse(ok.stdout).workspace.name).toBe(family.repeat(100));
-    const over = run(['workspace', 'create', family.repeat(101), '--db', db, '--json']);
-    expect([over.code, over.stderr]).toEqual([2, expect.stringContaining('1 to 100 characters')]);
+    for (const bad of [family.repeat(101), '\u200B\u200E']) {
+      const over = run(['workspace', 'create', bad, '--db', db, '--json']);
+      expect([over.code, over.stderr]).toEqual([2, expect.stringContaining('1 to 100 characters')]);
+    }
   });
 
   it('does not read the variables of serve: a bad PARLEY_PORT or PARLEY_WORKERS stops no one-shot command', () => {

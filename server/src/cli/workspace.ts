@@ -1,5 +1,5 @@
 // `parley workspace create <name>`: a workspace and its live and test secret keys.
-import { visible, withinChars } from '@parley/shared';
+import { WorkspaceName } from '@parley/shared';
 import { keyToApi } from '../db/keys.js';
 import { createWorkspace } from '../services/provisioning.js';
 import { iso } from '../util.js';
@@ -14,8 +14,8 @@ export function workspaceCommand(argv: string[]): number {
   const [sub, name, ...rest] = positionals;
   if (sub !== 'create') throw new UsageError(`unknown workspace command ${JSON.stringify(sub ?? '')}`, USAGE);
   if (!name || rest.length) throw new UsageError('workspace create takes exactly one name', USAGE);
-  // Counted as the API counts names: characters as a reader sees them (an emoji with its parts is one).
-  if (!visible(name) || !withinChars(name.trim(), 100)) throw new UsageError('the workspace name must be 1 to 100 characters');
+  // The API's rule for names: characters as a reader sees them (an emoji with its parts is one), not all invisible.
+  if (!WorkspaceName.safeParse(name).success) throw new UsageError('the workspace name must be 1 to 100 characters');
   const db = openCliDb(values.db as string | undefined);
   try {
     const { workspace, keys } = createWorkspace(db, name.trim(), Date.now());
