@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BUSY_TIMEOUT_MS, openDatabase, type DB } from './open.js';
-import { immediate } from './transact.js';
+import { GROUP_MAX, grouped, immediate } from './transact.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'parley-transact-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -100,5 +100,122 @@ describe('immediate', () => {
     expect(db.pragma('busy_timeout', { simple: true })).toBe(BUSY_TIMEOUT_MS);
     await new Promise((r) => holder.once('exit', r));
     db.close();
+  });
+});
+
+describe('grouped', () => {
+  const insert = (db: DB, v: string) => db.prepare('INSERT INTO t VALUES (?)').run(v);
+
+  it('runs the writes of one turn in one transaction, and settles each only after its commit', async () => {
+    const { db, path } = fresh();
+    const other = openDatabase(path);
+    const seenByOther: string[][] = [];
+    const settledSeen: string[][] = [];
+    const jobs = ['a', 'b', 'c'].map((v) =>
+      grouped(db, () => {
+        expect(db.inTransaction).toBe(true);
+        insert(db, v);
+        // The group's earlier writes are not committed yet: another connection sees none of them.
+        seenByOther.push(values(other));
+        return v.toUpperCase();
+      }).then((value) => {
+        settledSeen.push(values(other));
+        return value;
+      }),
+    );
+    // Nothing runs in the caller's turn.
+    expect(values(db)).toEqual([]);
+    expect(await Promise.all(jobs)).toEqual(['A', 'B', 'C']);
+    expect(seenByOther).toEqual([[], [], []]);
+    expect(settledSeen).toEqual([['a', 'b', 'c'], ['a', 'b', 'c'], ['a', 'b', 'c']]);
+    expect(db.inTransaction).toBe(false);
+    other.close();
+    db.close();
+  });
+
+  it('a write that throws rolls back alone and rejects with its error; the others commit', async () => {
+    const { db } = fresh();
+    const boom = new Error('boom');
+    const results = await Promise.allSettled([
+      grouped(db, () => insert(db, 'a')),
+      grouped(db, () => {
+        insert(db, 'b');
+        throw boom;
+      }),
+      grouped(db, () => insert(db, 'c')),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toBe(boom);
+    expect(values(db)).toEqual(['a', 'c']);
+    db.close();
+  });
+
+  it('a failed commit rejects every write of the group and keeps none of them', async () => {
+    const { db } = fresh();
+    // A deferred foreign key is checked at COMMIT: the group's commit fails.
+    db.exec('CREATE TABLE parent (id INTEGER PRIMARY KEY); CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)');
+    const results = await Promise.allSettled([
+      grouped(db, () => insert(db, 'a')),
+      grouped(db, () => db.prepare('INSERT INTO child VALUES (42)').run()),
+      grouped(db, () => insert(db, 'c')),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    for (const r of results) expect(String((r as PromiseRejectedResult).reason)).toMatch(/FOREIGN KEY/);
+    expect(db.inTransaction).toBe(false);
+    expect(values(db)).toEqual([]);
+    // The next turn's group commits as usual.
+    await grouped(db, () => insert(db, 'd'));
+    expect(values(db)).toEqual(['d']);
+    db.close();
+  });
+
+  it('when the transaction is lost mid-group, the writes before fail with it and the rest commit in a new one', async () => {
+    const { db } = fresh();
+    const results = await Promise.allSettled([
+      grouped(db, () => insert(db, 'a')),
+      grouped(db, () => {
+        insert(db, 'b');
+        db.prepare('ROLLBACK').run(); // as SQLite does on SQLITE_FULL or an I/O error
+      }),
+      grouped(db, () => insert(db, 'c')),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
+    expect(values(db)).toEqual(['c']);
+    db.close();
+  });
+
+  it(`splits a turn of more than ${GROUP_MAX} writes into commits of at most ${GROUP_MAX}`, async () => {
+    const { db, path } = fresh();
+    const other = openDatabase(path);
+    const n = GROUP_MAX * 2 + 5;
+    const committedBefore: number[] = [];
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        grouped(db, () => {
+          committedBefore.push(values(other).length);
+          insert(db, String(i));
+        }),
+      ),
+    );
+    expect(values(db)).toHaveLength(n);
+    // What another connection saw committed before each write: whole groups only.
+    expect(new Set(committedBefore)).toEqual(new Set([0, GROUP_MAX, GROUP_MAX * 2]));
+    expect(committedBefore.filter((c) => c === 0)).toHaveLength(GROUP_MAX);
+    other.close();
+    db.close();
+  });
+
+  it('rejects every write when the transaction cannot begin', async () => {
+    const { db, path } = fresh();
+    const jobs = [grouped(db, () => insert(db, 'a')), grouped(db, () => insert(db, 'b'))];
+    // Closed before its turn: the group cannot begin (and the process does not crash).
+    db.close();
+    for (const r of await Promise.allSettled(jobs)) {
+      expect(r.status).toBe('rejected');
+      expect(String((r as PromiseRejectedResult).reason)).toMatch(/not open/);
+    }
+    const after = openDatabase(path);
+    expect(values(after)).toEqual([]);
+    after.close();
   });
 });

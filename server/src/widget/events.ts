@@ -52,7 +52,7 @@ export function eventsRouter(ctx: AppContext): Router {
   const openBySite = new Map<string, number>();
 
   router.get('/:serviceId/tickets/:id/events', async (req, res) => {
-    const a = admit(ctx, req, res);
+    const a = await admit(ctx, req, res);
     const lastEventId = lastEventIdOf(req);
     const ticket = visitorTicket(ctx, a, req.params.id, visitorTokenHash(req));
     let afterSeq: number | null = null;

@@ -8,7 +8,7 @@ import { authenticatePublishable, findCredential, recordKeyUse, type Auth } from
 import type { AppContext } from '../context.js';
 import { generationHolds, keyByHash } from '../db/admission.js';
 import { countRefusal } from '../db/meters.js';
-import { immediate } from '../db/transact.js';
+import { grouped, immediate } from '../db/transact.js';
 import type { SiteRow } from '../db/sites.js';
 import { ApiError } from '../errors.js';
 import { peekToken, setRateLimitHeaders, siteBucket, takeToken, type RateDecision } from '../limits/ratelimit.js';
@@ -104,12 +104,12 @@ function rateLimited(res: Response, d: RateDecision, refusals: RefusalScope): Ap
 /**
  * Key → site → origin → rate limit. Throws the first refusal; on success the response already
  * carries the rate-limit headers. The token, the key's last use and (for a 429) the refusal count
- * are one IMMEDIATE transaction.
+ * are one savepoint of a grouped commit (db/transact.ts): settled once that has committed.
  */
-export function admit(ctx: AppContext, req: Request, res: Response): Admitted {
+export async function admit(ctx: AppContext, req: Request, res: Response): Promise<Admitted> {
   let a = gateCached(ctx, req, res);
   const now = ctx.clock();
-  const d = immediate(ctx.db, () => {
+  const d = await grouped(ctx.db, () => {
     a = confirm(ctx, req, res, a);
     return takeSiteToken(ctx, a, now);
   });
@@ -119,14 +119,17 @@ export function admit(ctx: AppContext, req: Request, res: Response): Admitted {
 }
 
 /**
- * `admit` and a synchronous write in ONE IMMEDIATE transaction (the hot path: one commit per
- * request). `work` runs in a savepoint once the token is taken: when it throws a refusal, its
- * writes roll back while the token and the refusal count commit, and the refusal is thrown after.
+ * `admit` and a synchronous write in ONE savepoint of a grouped commit (the hot path: the requests
+ * of one event-loop turn share a commit). `work` runs in a savepoint of its own once the token is
+ * taken: when it throws a refusal, its writes roll back while the token and the refusal count
+ * commit, and the refusal is thrown after.
  */
-export function admitAndWrite<T>(ctx: AppContext, req: Request, res: Response, work: (a: Admitted, now: number) => T): T {
+export async function admitAndWrite<T>(
+  ctx: AppContext, req: Request, res: Response, work: (a: Admitted, now: number) => T,
+): Promise<T> {
   let a = gateCached(ctx, req, res);
   const now = ctx.clock();
-  const outcome = immediate(ctx.db, (): { d: RateDecision; value?: T; refusal?: ApiError } => {
+  const outcome = await grouped(ctx.db, (): { d: RateDecision; value?: T; refusal?: ApiError } => {
     a = confirm(ctx, req, res, a);
     const d = takeSiteToken(ctx, a, now);
     if (!d.allowed) return { d };

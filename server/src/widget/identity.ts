@@ -24,13 +24,16 @@ export function userTokenHeader(req: Request): string | undefined {
  */
 export async function identifyVisitor(ctx: AppContext, site: SiteRow, bodyToken: string | undefined, req: Request): Promise<VisitorIdentity | null> {
   const token = bodyToken ?? userTokenHeader(req);
-  if (token === undefined) {
-    if (siteWidget(site).require_identity) {
-      throw new ApiError('identity_required', 'This site requires a signed user token (user_token) to start a conversation.');
-    }
-    return null;
-  }
+  if (token === undefined) return anonymousVisitor(site);
   return verifyUserToken(ctx, site, token);
+}
+
+/** A visitor without a user token: null, or 403 identity_required on a site that requires identity. */
+export function anonymousVisitor(site: SiteRow): null {
+  if (siteWidget(site).require_identity) {
+    throw new ApiError('identity_required', 'This site requires a signed user token (user_token) to start a conversation.');
+  }
+  return null;
 }
 
 /** Verifies `X-User-Token` when the request carries one (401 invalid_user_token when it fails). */

@@ -12,12 +12,14 @@ import {
   messageToApi, setTicketStatus, ticketSeqOfVisitorToken, ticketToApi, type TicketRow,
 } from '../db/tickets.js';
 import { encodeCursor } from '../db/cursors.js';
-import { immediate } from '../db/transact.js';
+import { grouped } from '../db/transact.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import { cursorPosition } from '../manage/access.js';
 import { newId, sha256 } from '../util.js';
 import { admit, admitAndWrite, type Admitted } from './guard.js';
-import { checkUserTokenHeader, identifyVisitor, requireUser, userTokenHeader } from './identity.js';
+import {
+  anonymousVisitor, checkUserTokenHeader, identifyVisitor, requireUser, userTokenHeader, type VisitorIdentity,
+} from './identity.js';
 import { findReplay, idempotencyOf, rememberResponse, type Idempotency, type StoredResponse } from './idempotency.js';
 import { charge } from './spend.js';
 
@@ -72,63 +74,81 @@ export function ticketsRouter(ctx: AppContext): Router {
   const db = ctx.db;
 
   router.get('/:serviceId/config', async (req, res) => {
-    const { site } = admit(ctx, req, res);
+    const { site } = await admit(ctx, req, res);
     // SPEC 6a: a user token sent on any widget call is verified (401 when it fails), this one too.
     await checkUserTokenHeader(ctx, site, req);
     res.json({ site: { service_id: site.service_id, name: site.name }, widget: siteWidget(site) });
   });
 
-  router.post('/:serviceId/tickets', async (req, res) => {
-    const a = admit(ctx, req, res);
-    const body = parseOr400(CreateTicketBody, req.body);
-    const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets`);
-    const user = await identifyVisitor(ctx, a.site, body.user_token, req);
-    // A signed-in user's key is theirs alone: another user's request with the same key and body
-    // makes its own ticket instead of receiving this one and its visitor token.
-    if (idem && user) idem.scope += ` user:${user.id}`;
-    const now = ctx.clock();
-    let written = false;
-    const out = immediate(db, (): StoredResponse => {
-      const replay = idem && findReplay(db, idem, now);
-      if (replay) return replay;
-      charge(db, { site: a.site, environment: a.environment, action: 'ticket.create', now, tickets: 1, messages: 1 });
-      const visitorToken = newVisitorToken();
-      const ticket = insertTicket(db, {
-        id: newId('tkt'),
-        site_id: a.site.id,
-        environment: a.environment,
-        status: 'open',
-        visitor_token_hash: sha256(visitorToken),
-        visitor_name: body.visitor?.name || null,
-        visitor_email: body.visitor?.email ?? null,
-        user_id: user?.id ?? null,
-        user_name: user?.name ?? null,
-        user_email: user?.email ?? null,
-        page_url: body.page_url ?? null,
-        metadata: body.metadata ? JSON.stringify(body.metadata) : null,
-        created_at: now,
-        updated_at: now,
-      });
-      const message = insertMessage(db, {
-        id: newId('msg'), ticket_seq: ticket.seq, author: 'visitor', author_name: null, body: body.message, created_at: now,
-      });
-      const response: StoredResponse = {
-        status: 201,
-        body: JSON.stringify({ ticket: ticketToApi(ticket), visitor_token: visitorToken, messages: [messageToApi(message, ticket.id)] }),
-      };
-      // The response holds the visitor token: it is stored sealed (see idempotency.ts).
-      if (idem) rememberResponse(db, idem, response, now, true);
-      written = true;
-      return response;
+  /**
+   * Replay, charge and insert of a new ticket and its first message; runs inside the caller's
+   * transaction. `written` is true only for a new ticket (a replay announces nothing).
+   */
+  const createTicket = (
+    a: Admitted, now: number, body: CreateTicketBody, idem: Idempotency | null, user: VisitorIdentity | null,
+  ): { out: StoredResponse; written: boolean } => {
+    const replay = idem && findReplay(db, idem, now);
+    if (replay) return { out: replay, written: false };
+    charge(db, { site: a.site, environment: a.environment, action: 'ticket.create', now, tickets: 1, messages: 1 });
+    const visitorToken = newVisitorToken();
+    const ticket = insertTicket(db, {
+      id: newId('tkt'),
+      site_id: a.site.id,
+      environment: a.environment,
+      status: 'open',
+      visitor_token_hash: sha256(visitorToken),
+      visitor_name: body.visitor?.name || null,
+      visitor_email: body.visitor?.email ?? null,
+      user_id: user?.id ?? null,
+      user_name: user?.name ?? null,
+      user_email: user?.email ?? null,
+      page_url: body.page_url ?? null,
+      metadata: body.metadata ? JSON.stringify(body.metadata) : null,
+      created_at: now,
+      updated_at: now,
     });
-    if (written) ctx.events.notify();
-    sendStored(res, out);
+    const message = insertMessage(db, {
+      id: newId('msg'), ticket_seq: ticket.seq, author: 'visitor', author_name: null, body: body.message, created_at: now,
+    });
+    const response: StoredResponse = {
+      status: 201,
+      body: JSON.stringify({ ticket: ticketToApi(ticket), visitor_token: visitorToken, messages: [messageToApi(message, ticket.id)] }),
+    };
+    // The response holds the visitor token: it is stored sealed (see idempotency.ts).
+    if (idem) rememberResponse(db, idem, response, now, true);
+    return { out: response, written: true };
+  };
+
+  router.post('/:serviceId/tickets', async (req, res) => {
+    let done: { out: StoredResponse; written: boolean };
+    if ((req.body as { user_token?: unknown } | null | undefined)?.user_token === undefined && userTokenHeader(req) === undefined) {
+      // An anonymous visitor (the common case): the rate limit, body, identity rule, replay, charge
+      // and insert are one transaction and one commit (see admitAndWrite).
+      done = await admitAndWrite(ctx, req, res, (a, now) => {
+        const body = parseOr400(CreateTicketBody, req.body);
+        const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets`);
+        anonymousVisitor(a.site);
+        return createTicket(a, now, body, idem, null);
+      });
+    } else {
+      const a = await admit(ctx, req, res);
+      const body = parseOr400(CreateTicketBody, req.body);
+      const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets`);
+      const user = await identifyVisitor(ctx, a.site, body.user_token, req);
+      // A signed-in user's key is theirs alone: another user's request with the same key and body
+      // makes its own ticket instead of receiving this one and its visitor token.
+      if (idem && user) idem.scope += ` user:${user.id}`;
+      const now = ctx.clock();
+      done = await grouped(db, () => createTicket(a, now, body, idem, user));
+    }
+    if (done.written) ctx.events.notify();
+    sendStored(res, done.out);
   });
 
   // A signed-in user's tickets on this site and environment, newest first, each with a fresh visitor
   // token (tokens are stored only hashed, so the one made with the ticket cannot be shown again).
   router.get('/:serviceId/tickets', async (req, res) => {
-    const a = admit(ctx, req, res);
+    const a = await admit(ctx, req, res);
     const q = parseOr400(UserTicketsQuery, queryOf(req), 'The query string');
     // A field, checked before identity (SPEC 3's order); each user's list is filtered by the user anyway.
     const scope = `user-tickets:${a.site.id}:${a.site.created_at}:${a.environment}`;
@@ -136,7 +156,7 @@ export function ticketsRouter(ctx: AppContext): Router {
     const user = await requireUser(ctx, a.site, req);
     const limit = q.limit ?? 10;
     const now = ctx.clock();
-    const page = immediate(db, () => {
+    const page = await grouped(db, () => {
       const rows = listTickets(db, { siteId: a.site.id, environment: a.environment, userId: user.id, beforeSeq: before, limit: limit + 1 });
       const items = rows.slice(0, limit).map((ticket) => {
         const visitorToken = newVisitorToken();
@@ -150,7 +170,7 @@ export function ticketsRouter(ctx: AppContext): Router {
   });
 
   router.get('/:serviceId/tickets/:id/messages', async (req, res) => {
-    const a = admit(ctx, req, res);
+    const a = await admit(ctx, req, res);
     const q = parseOr400(MessagesQuery, queryOf(req), 'The query string');
     const ticket = visitorTicket(ctx, a, req.params.id, visitorTokenHash(req));
     let afterSeq = 0;
@@ -195,7 +215,7 @@ export function ticketsRouter(ctx: AppContext): Router {
     if (userTokenHeader(req) === undefined) {
       // The hot path: the rate limit, the ticket check, replay, charge, reopen and insert are one
       // IMMEDIATE transaction (see admitAndWrite), a handful of prepared statements and one commit.
-      done = admitAndWrite(ctx, req, res, (a, now) => {
+      done = await admitAndWrite(ctx, req, res, (a, now) => {
         const body = parseOr400(PostMessageBody, req.body);
         const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets/${id}/messages`);
         return postMessage(a, now, id, tokenHash, body, idem);
@@ -203,12 +223,12 @@ export function ticketsRouter(ctx: AppContext): Router {
     } else {
       // A signed-in visitor: the user token is verified (asynchronously) between the ticket check
       // and the write, so this path takes the rate limit and the write in two transactions.
-      const a = admit(ctx, req, res);
+      const a = await admit(ctx, req, res);
       const body = parseOr400(PostMessageBody, req.body);
       const idem = idempotencyOf(req, `${a.site.id}:${a.environment}:POST /tickets/${id}/messages`);
       await checkTicketUser(ctx, a, req, visitorTicket(ctx, a, id, tokenHash));
       const now = ctx.clock();
-      done = immediate(db, () => postMessage(a, now, id, tokenHash, body, idem));
+      done = await grouped(db, () => postMessage(a, now, id, tokenHash, body, idem));
     }
     if (done.written) ctx.events.notify();
     sendStored(res, done.out);
