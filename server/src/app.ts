@@ -20,7 +20,7 @@ export function createApp(ctx: AppContext): Express {
     res.json({ status: 'ok' });
   });
   app.use(widgetScript());
-  app.use('/v1/widget', widgetCors(ctx));
+  app.use('/v1/widget/:serviceId', widgetCors(ctx));
   app.use(jsonBody());
   app.use('/v1/widget', widgetRouter(ctx));
   app.use('/v1', manageRouter(ctx));

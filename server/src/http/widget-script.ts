@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Router } from 'express';
+import type { RequestHandler } from 'express';
 import { ApiError } from '../errors.js';
 
 const DIST = fileURLToPath(new URL('../../../widget/dist/', import.meta.url));
@@ -13,9 +13,16 @@ interface Asset {
   mtimeMs: number;
 }
 
-/** Serves widget.js and its source map, re-reading them only when the file changed. */
-export function widgetScript(dir: string = DIST): Router {
-  const router = Router();
+const ASSETS = new Map<string, { file: string; type: string }>([
+  ['/widget.js', { file: 'widget.js', type: 'text/javascript; charset=utf-8' }],
+  ['/widget.js.map', { file: 'widget.js.map', type: 'application/json; charset=utf-8' }],
+]);
+
+/**
+ * Serves widget.js and its source map (GET and HEAD), re-reading them only when the file changed.
+ * One middleware rather than a router: every other request passes it with one map lookup.
+ */
+export function widgetScript(dir: string = DIST): RequestHandler {
   const cache = new Map<string, Asset>();
   const load = (name: string): Asset | undefined => {
     try {
@@ -31,23 +38,19 @@ export function widgetScript(dir: string = DIST): Router {
       return undefined;
     }
   };
-  for (const [route, file, type] of [
-    ['/widget.js', 'widget.js', 'text/javascript; charset=utf-8'],
-    ['/widget.js.map', 'widget.js.map', 'application/json; charset=utf-8'],
-  ] as const) {
-    router.get(route, (req, res, next) => {
-      const asset = load(file);
-      if (!asset) return next(new ApiError('not_found', 'The widget has not been built: run pnpm build.'));
-      res.setHeader('ETag', asset.etag);
-      res.setHeader('Cache-Control', 'public, max-age=300');
-      res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
-      res.setHeader('Access-Control-Allow-Origin', '*');
-      if (req.headers['if-none-match'] === asset.etag) {
-        res.status(304).end();
-        return;
-      }
-      res.type(type).send(asset.body);
-    });
-  }
-  return router;
+  return (req, res, next) => {
+    const served = req.method === 'GET' || req.method === 'HEAD' ? ASSETS.get(req.path) : undefined;
+    if (!served) return next();
+    const asset = load(served.file);
+    if (!asset) return next(new ApiError('not_found', 'The widget has not been built: run pnpm build.'));
+    res.setHeader('ETag', asset.etag);
+    res.setHeader('Cache-Control', 'public, max-age=300');
+    res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
+    res.setHeader('Access-Control-Allow-Origin', '*');
+    if (req.headers['if-none-match'] === asset.etag) {
+      res.status(304).end();
+      return;
+    }
+    res.type(served.type).send(asset.body);
+  };
 }

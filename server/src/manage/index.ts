@@ -2,18 +2,19 @@
 // passes authorize() (key, rate limit, scope) first; none sends CORS headers.
 import { Router } from 'express';
 import type { AppContext } from '../context.js';
-import { keysRouter } from './keys.js';
-import { signingKeysRouter } from './signing-keys.js';
-import { sitesRouter } from './sites.js';
-import { ticketsRouter } from './tickets.js';
-import { usageRouter } from './usage.js';
+import { keysRoutes } from './keys.js';
+import { signingKeysRoutes } from './signing-keys.js';
+import { sitesRoutes } from './sites.js';
+import { ticketsRoutes } from './tickets.js';
+import { usageRoutes } from './usage.js';
 
 export function manageRouter(ctx: AppContext): Router {
   const router = Router();
-  router.use(sitesRouter(ctx));
-  router.use(keysRouter(ctx));
-  router.use(ticketsRouter(ctx));
-  router.use(usageRouter(ctx));
-  router.use(signingKeysRouter(ctx));
+  // One router for all of them: every nested router costs each request a pass of its own.
+  sitesRoutes(ctx, router);
+  keysRoutes(ctx, router);
+  ticketsRoutes(ctx, router);
+  usageRoutes(ctx, router);
+  signingKeysRoutes(ctx, router);
   return router;
 }

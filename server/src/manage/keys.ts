@@ -1,7 +1,7 @@
 // Keys of the management API (admin scope): create, list (metadata only), revoke, rotate. The rules
 // against escalation are in services/keys.ts, shared with the CLI.
 import { CreateKeyBody, PageQuery, RotateKeyBody } from '@parley/shared';
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { AppContext } from '../context.js';
 import { keyToApi } from '../db/keys.js';
 import { encodeCursor } from '../db/cursors.js';
@@ -9,8 +9,7 @@ import { parseOr400 } from '../errors.js';
 import { callerFromAuth, createKey, listKeysFor, revokeKeyNow, rotateKey } from '../services/keys.js';
 import { authorize, cursorPosition, parseQuery, takesNoBody } from './access.js';
 
-export function keysRouter(ctx: AppContext): Router {
-  const router = Router();
+export function keysRoutes(ctx: AppContext, router: Router): void {
 
   router.post('/keys', (req, res) => {
     const auth = authorize(ctx, req, res, 'admin');
@@ -41,5 +40,4 @@ export function keysRouter(ctx: AppContext): Router {
     res.status(201).json({ key: keyToApi(key.row, key.secret) });
   });
 
-  return router;
 }

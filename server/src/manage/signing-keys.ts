@@ -2,7 +2,7 @@
 // (the private key is returned once and never stored); list; delete. At most two at once, for rotation.
 import { CreateSigningKeyBody } from '@parley/shared';
 import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
-import { Router, type Request, type Response } from 'express';
+import type { Request, Response, Router } from 'express';
 import { siteForKey } from '../auth/scopes.js';
 import type { AppContext } from '../context.js';
 import { countSigningKeys, deleteSigningKey, insertSigningKey, listSigningKeys, signingKeyToApi } from '../db/signing-keys.js';
@@ -13,8 +13,7 @@ import { authorize, takesNoBody } from './access.js';
 
 const MAX_ACTIVE = 2;
 
-export function signingKeysRouter(ctx: AppContext): Router {
-  const router = Router();
+export function signingKeysRoutes(ctx: AppContext, router: Router): void {
   const access = (req: Request, res: Response, scope: 'read' | 'admin') =>
     siteForKey(ctx, authorize(ctx, req, res, scope), String(req.params.sid));
 
@@ -60,5 +59,4 @@ export function signingKeysRouter(ctx: AppContext): Router {
     if (!deleteSigningKey(ctx.db, String(req.params.id), site.id)) throw new ApiError('not_found', 'No such signing key.');
     res.status(204).end();
   });
-  return router;
 }

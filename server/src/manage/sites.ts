@@ -1,7 +1,7 @@
 // Sites of the management API: list, get, create (with its publishable keys, shown once), patch
 // (a merge: fields left out keep their value, also inside `widget` and `prices`), delete.
 import { CreateSiteBody, PageQuery, PatchSiteBody } from '@parley/shared';
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { Auth } from '../auth/authenticate.js';
 import { siteForKey } from '../auth/scopes.js';
 import type { AppContext } from '../context.js';
@@ -33,8 +33,7 @@ function visibleSites(ctx: AppContext, auth: Auth, afterId: number, limit: numbe
   }
 }
 
-export function sitesRouter(ctx: AppContext): Router {
-  const router = Router();
+export function sitesRoutes(ctx: AppContext, router: Router): void {
 
   router.get('/sites', (req, res) => {
     const auth = authorize(ctx, req, res, 'read');
@@ -106,5 +105,4 @@ export function sitesRouter(ctx: AppContext): Router {
     res.status(204).end();
   });
 
-  return router;
 }

@@ -2,7 +2,7 @@
 // answer as an agent, open and close. Only tickets of the key's environment and the named site exist
 // here; anything else is 404. Agent replies are not charged.
 import { AgentReplyBody, ListTicketsQuery, PatchTicketBody } from '@parley/shared';
-import { Router, type Request } from 'express';
+import type { Request, Router } from 'express';
 import type { Auth } from '../auth/authenticate.js';
 import { siteForKey } from '../auth/scopes.js';
 import type { AppContext } from '../context.js';
@@ -37,8 +37,7 @@ function allMessages(ctx: AppContext, ticket: TicketRow): MessageRow[] {
   }
 }
 
-export function ticketsRouter(ctx: AppContext): Router {
-  const router = Router();
+export function ticketsRoutes(ctx: AppContext, router: Router): void {
 
   router.get('/sites/:sid/tickets', (req, res) => {
     const auth = authorize(ctx, req, res, 'read');
@@ -93,5 +92,4 @@ export function ticketsRouter(ctx: AppContext): Router {
     res.json({ ticket: ticketToApi(ticket) });
   });
 
-  return router;
 }

@@ -1,6 +1,6 @@
 // Usage of a site per UTC day in the key's environment: spend, tickets, messages, refusals by code.
 import { UsageQuery } from '@parley/shared';
-import { Router } from 'express';
+import type { Router } from 'express';
 import { siteForKey } from '../auth/scopes.js';
 import type { AppContext } from '../context.js';
 import { usageByDay } from '../db/meters.js';
@@ -8,13 +8,11 @@ import { authorize, parseQuery } from './access.js';
 
 const DEFAULT_DAYS = 30;
 
-export function usageRouter(ctx: AppContext): Router {
-  const router = Router();
+export function usageRoutes(ctx: AppContext, router: Router): void {
   router.get('/sites/:sid/usage', (req, res) => {
     const auth = authorize(ctx, req, res, 'read');
     const site = siteForKey(ctx, auth, req.params.sid);
     const q = parseQuery(UsageQuery, req);
     res.json({ usage: usageByDay(ctx.db, site.id, auth.environment, q.days ?? DEFAULT_DAYS, ctx.clock()) });
   });
-  return router;
 }

@@ -3,7 +3,7 @@
 // first, then sends what the messages table holds after that id, then live events, skipping any
 // message it already sent, so a reconnect neither loses nor doubles a message.
 import { z } from 'zod';
-import { Router, type Request, type Response } from 'express';
+import type { Request, Response, Router } from 'express';
 import { keyEnded } from '../auth/authenticate.js';
 import type { AppContext } from '../context.js';
 import { findKeyById } from '../db/keys.js';
@@ -45,8 +45,8 @@ export function statusEvent(status: string): string {
   return `event: status\ndata: ${JSON.stringify({ status })}\n\n`;
 }
 
-export function eventsRouter(ctx: AppContext): Router {
-  const router = Router();
+/** Adds the live-events route to `router`. */
+export function eventsRoutes(ctx: AppContext, router: Router): void {
   // Open streams per site and environment in this process: a flood of streams for one site cannot
   // exhaust the server, and one made with the (public) test key cannot take the live visitors' slots.
   const openBySite = new Map<string, number>();
@@ -89,7 +89,6 @@ export function eventsRouter(ctx: AppContext): Router {
     stream(ctx, res, ticket, stillAdmitted(ctx, a, req.headers.origin), afterSeq, release);
   });
 
-  return router;
 }
 
 /**

@@ -3,26 +3,23 @@
 // guard (guard.ts) before its own checks; refusals after the origin check are counted last.
 import { Router } from 'express';
 import type { AppContext } from '../context.js';
-import { eventsRouter } from './events.js';
+import { eventsRoutes } from './events.js';
 import { countRefusals } from './guard.js';
 import { siteAndCors } from './origins.js';
-import { ticketsRouter } from './tickets.js';
+import { ticketsRoutes } from './tickets.js';
 
 /**
- * The CORS stage alone, for `createApp` to mount before the JSON body rules: a 413, 415 or
- * invalid_json answer to an allowed origin then carries CORS headers and the widget can read it.
+ * The CORS stage, for `createApp` to mount at /v1/widget/:serviceId before the JSON body rules: a
+ * 413, 415 or invalid_json answer to an allowed origin then carries CORS headers and the widget
+ * can read it.
  */
-export function widgetCors(ctx: AppContext): Router {
-  const router = Router();
-  router.use('/:serviceId', siteAndCors(ctx));
-  return router;
-}
+export const widgetCors = siteAndCors;
 
+/** The widget's routes, in one router (every nested router costs each request a pass of its own). */
 export function widgetRouter(ctx: AppContext): Router {
   const router = Router();
-  router.use('/:serviceId', siteAndCors(ctx));
-  router.use(ticketsRouter(ctx));
-  router.use(eventsRouter(ctx));
+  ticketsRoutes(ctx, router);
+  eventsRoutes(ctx, router);
   router.use(countRefusals(ctx));
   return router;
 }

@@ -65,8 +65,6 @@ const REFUSED: CorsOptions = { origin: false };
 export function siteAndCors(ctx: AppContext): RequestHandler {
   const corsHeaders = cors((req, cb) => cb(null, siteLocals((req as Request).res!).originAllowed ? ALLOWED : REFUSED));
   return (req, res, next) => {
-    // Mounted twice (before the body rules, and in the widget router); the first run decides.
-    if (res.locals.widget) return next();
     // Caches vary on Origin whatever the answer, so one origin's response is never served to another.
     res.vary('Origin');
     const serviceId = String(req.params.serviceId);

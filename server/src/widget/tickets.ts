@@ -3,7 +3,7 @@
 // anything else is 404. Writes, their charge and their idempotency record commit together.
 import { timingSafeEqual } from 'node:crypto';
 import { CreateTicketBody, MessagesQuery, PostMessageBody, UserTicketsQuery, VisitorToken } from '@parley/shared';
-import { Router, type Request, type Response } from 'express';
+import type { Request, Response, Router } from 'express';
 import { newVisitorToken } from '../auth/keys.js';
 import type { AppContext } from '../context.js';
 import { siteWidget } from '../db/sites.js';
@@ -69,8 +69,8 @@ export function queryOf(req: Request): Record<string, unknown> {
   return { ...(req.query as Record<string, unknown>) };
 }
 
-export function ticketsRouter(ctx: AppContext): Router {
-  const router = Router();
+/** Adds the ticket and message routes to `router`. */
+export function ticketsRoutes(ctx: AppContext, router: Router): void {
   const db = ctx.db;
 
   router.get('/:serviceId/config', async (req, res) => {
@@ -234,5 +234,4 @@ export function ticketsRouter(ctx: AppContext): Router {
     sendStored(res, done.out);
   });
 
-  return router;
 }
