@@ -205,6 +205,57 @@ describe('grouped', () => {
     db.close();
   });
 
+  it('while another connection holds the write lock, the event loop goes on and writes queued meanwhile join the group', async () => {
+    const { db, path } = fresh();
+    const holder = openDatabase(path);
+    const observer = openDatabase(path);
+    holder.prepare('BEGIN IMMEDIATE').run();
+    holder.prepare("INSERT INTO t VALUES ('holder')").run();
+    const settled: string[] = [];
+    const seen: string[][] = [];
+    const a = grouped(db, () => {
+      insert(db, 'a');
+      seen.push(values(observer));
+    }).then(() => settled.push('a'));
+    // Timers still fire while the group waits for the lock: nothing blocks this thread (SQLite's
+    // own busy handler would, for the whole busy timeout).
+    const before = performance.now();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(performance.now() - before).toBeLessThan(BUSY_TIMEOUT_MS / 3);
+    expect(settled).toEqual([]);
+    const b = grouped(db, () => {
+      insert(db, 'b');
+      seen.push(values(observer));
+    }).then(() => settled.push('b'));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(settled).toEqual([]);
+    holder.prepare('COMMIT').run();
+    await Promise.all([a, b]);
+    // One group: when b ran, a was not committed yet.
+    expect(seen).toEqual([['holder'], ['holder']]);
+    expect(values(observer)).toEqual(['holder', 'a', 'b']);
+    holder.close();
+    observer.close();
+    db.close();
+  });
+
+  it(`gives up with SQLITE_BUSY after the busy timeout (${BUSY_TIMEOUT_MS} ms) and writes nothing`, async () => {
+    const { db, path } = fresh();
+    const holder = openDatabase(path);
+    holder.prepare('BEGIN IMMEDIATE').run();
+    const started = performance.now();
+    const r = await Promise.allSettled([grouped(db, () => insert(db, 'a'))]);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(BUSY_TIMEOUT_MS - 50);
+    expect(r[0]!.status).toBe('rejected');
+    expect(String(((r[0] as PromiseRejectedResult).reason as { code?: string }).code)).toMatch(/^SQLITE_BUSY/);
+    holder.prepare('ROLLBACK').run();
+    expect(values(holder)).toEqual([]);
+    // The connection waits as before for its other statements.
+    expect(db.pragma('busy_timeout', { simple: true })).toBe(BUSY_TIMEOUT_MS);
+    holder.close();
+    db.close();
+  }, BUSY_TIMEOUT_MS + 5000);
+
   it('rejects every write when the transaction cannot begin', async () => {
     const { db, path } = fresh();
     const jobs = [grouped(db, () => insert(db, 'a')), grouped(db, () => insert(db, 'b'))];

@@ -21,8 +21,6 @@ const s = perDb((db) => ({
   savepoint: db.prepare('SAVEPOINT parley_hot'),
   release: db.prepare('RELEASE parley_hot'),
   rollbackTo: db.prepare('ROLLBACK TO parley_hot'),
-  noWait: db.prepare('PRAGMA busy_timeout = 0'),
-  wait: db.prepare(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`),
 }));
 
 const FIRST_PAUSE_US = 20;
@@ -33,21 +31,32 @@ const isBusy = (err: unknown): boolean => /^SQLITE_BUSY/.test(String((err as { c
 
 /** BEGIN IMMEDIATE, retried with short pauses while another connection holds the write lock. */
 function beginImmediate(db: DB): void {
+  const deadline = performance.now() + BUSY_TIMEOUT_MS;
+  for (let pause = FIRST_PAUSE_US; ; pause = Math.min(pause * 2, MAX_PAUSE_US)) {
+    const busy = tryBegin(db);
+    if (busy === undefined) return;
+    if (performance.now() + pause / 1000 > deadline) throw busy;
+    Atomics.wait(pauser, 0, 0, pause / 1000);
+  }
+}
+
+/**
+ * BEGIN IMMEDIATE without waiting: undefined once begun, the SQLITE_BUSY error while another
+ * connection writes. SQLite applies `PRAGMA busy_timeout = N` when the statement is prepared, not
+ * when it runs, so the two settings are prepared afresh on every call (a prepared one set once
+ * would leave BEGIN in SQLite's own busy handler, sleeping up to the whole timeout).
+ */
+function tryBegin(db: DB): unknown {
   const st = s(db);
-  st.noWait.get();
+  db.pragma('busy_timeout = 0');
   try {
-    const deadline = performance.now() + BUSY_TIMEOUT_MS;
-    for (let pause = FIRST_PAUSE_US; ; pause = Math.min(pause * 2, MAX_PAUSE_US)) {
-      try {
-        st.begin.run();
-        return;
-      } catch (err) {
-        if (!isBusy(err) || performance.now() + pause / 1000 > deadline) throw err;
-      }
-      Atomics.wait(pauser, 0, 0, pause / 1000);
-    }
+    st.begin.run();
+    return undefined;
+  } catch (err) {
+    if (!isBusy(err)) throw err;
+    return err;
   } finally {
-    st.wait.get();
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   }
 }
 
@@ -87,47 +96,77 @@ interface Job {
 }
 type Outcome = { ok: true; value: unknown } | { ok: false; err: unknown };
 
-const queues = new WeakMap<DB, Job[]>();
+interface Queue {
+  jobs: Job[];
+  /** When BEGIN first found the lock taken (performance.now()), 0 while it has not. */
+  busySince: number;
+  attempts: number;
+}
+const queues = new WeakMap<DB, Queue>();
 
 /**
  * Runs `fn` (synchronous) in a savepoint of a transaction shared with the other writes queued in
  * this turn of the event loop, and settles once that transaction has committed: with `fn`'s value,
  * or with what `fn` threw (its own writes rolled back, the others' kept), or, when the commit
  * itself fails, with that error for every write in the group. Nothing else runs on the connection
- * while the group's transaction is open: the group runs in one callback (setImmediate).
+ * while the group's transaction is open: the group runs in one callback. While another process
+ * holds the write lock, the event loop is not blocked: the group tries again on a later turn (the
+ * writes queued meanwhile join it), until the connection's busy timeout.
  */
 export function grouped<T>(db: DB, fn: () => T): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    let queue = queues.get(db);
-    if (!queue) {
-      queues.set(db, (queue = []));
-      setImmediate(() => runQueue(db));
-    }
-    queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+    queueOf(db).jobs.push({ fn, resolve: resolve as (value: unknown) => void, reject });
   });
 }
 
-function runQueue(db: DB): void {
-  const jobs = queues.get(db) ?? [];
+function queueOf(db: DB): Queue {
+  let q = queues.get(db);
+  if (!q) {
+    const fresh: Queue = { jobs: [], busySince: 0, attempts: 0 };
+    queues.set(db, (q = fresh));
+    setImmediate(() => runQueue(db, fresh));
+  }
+  return q;
+}
+
+function runQueue(db: DB, q: Queue): void {
+  let busy: unknown;
+  try {
+    // Never inside someone else's transaction: the group must own its commit.
+    if (db.inTransaction) throw new Error('grouped: the connection is already in a transaction');
+    busy = tryBegin(db);
+  } catch (err) {
+    queues.delete(db);
+    settle(q.jobs, q.jobs.map(() => ({ ok: false, err })));
+    return;
+  }
+  if (busy !== undefined) {
+    const now = performance.now();
+    if (q.busySince === 0) q.busySince = now;
+    if (now - q.busySince >= BUSY_TIMEOUT_MS) {
+      queues.delete(db);
+      settle(q.jobs, q.jobs.map(() => ({ ok: false, err: busy })));
+      return;
+    }
+    // A few turns right away (another process's group commits within a millisecond or so), then
+    // timers of 1, 2, 4 ms.
+    const retry = () => runQueue(db, q);
+    if (++q.attempts <= 4) setImmediate(retry);
+    else setTimeout(retry, Math.min(2 ** (q.attempts - 5), 4));
+    return;
+  }
   queues.delete(db);
-  for (let i = 0; i < jobs.length; ) i += runGroup(db, jobs.slice(i, i + GROUP_MAX));
+  const done = runGroup(db, q.jobs.slice(0, GROUP_MAX));
+  // Beyond GROUP_MAX, or after a transaction lost mid-group: the rest go first in the next group.
+  if (done < q.jobs.length) queueOf(db).jobs.unshift(...q.jobs.slice(done));
 }
 
 /**
- * Runs jobs in one transaction and settles them. Returns how many it settled: all of them, or up to
- * the one during which the transaction was lost (the rest go to a new group).
+ * Runs jobs in the transaction just begun and settles them. Returns how many it settled: all of
+ * them, or up to the one during which the transaction was lost.
  */
 function runGroup(db: DB, jobs: Job[]): number {
-  let st: ReturnType<typeof s>;
-  try {
-    st = s(db);
-    // Never inside someone else's transaction: the group must own its commit.
-    if (db.inTransaction) throw new Error('grouped: the connection is already in a transaction');
-    beginImmediate(db);
-  } catch (err) {
-    settle(jobs, jobs.map(() => ({ ok: false, err })));
-    return jobs.length;
-  }
+  const st = s(db);
   const outcomes: Outcome[] = [];
   /** The transaction is gone (or must go): every write so far fails with `err`. */
   const lose = (err: unknown): void => {
