@@ -270,7 +270,7 @@ describe('conversation', () => {
     const from = fake.requests.length;
     widget = start(fake);
     // Read off the element: role queries over 122 messages are too slow for findByRole's polling.
-    const label = () => shadowOf(widget).querySelector('button.launcher')?.getAttribute('aria-label');
+    const label = () => shadowOf(widget!).querySelector('button.launcher')?.getAttribute('aria-label');
     await waitFor(() => expect(label()).toBe('Open chat with Acme Help, 1 unread message'), { timeout: 5_000 });
     const button = shadowOf(widget).querySelector('button.launcher') as HTMLElement;
     expect(button.querySelector('.badge')!.textContent).toBe('1');
