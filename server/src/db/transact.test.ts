@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BUSY_TIMEOUT_MS, openDatabase, type DB } from './open.js';
-import { GROUP_MAX, grouped, immediate } from './transact.js';
+import { GROUP_MAX, grouped, immediate, savepoint } from './transact.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'parley-transact-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -255,6 +255,77 @@ describe('grouped', () => {
     holder.close();
     db.close();
   }, BUSY_TIMEOUT_MS + 5000);
+
+  it('writes queued from separate callbacks of one turn share the commit', async () => {
+    const { db, path } = fresh();
+    const other = openDatabase(path);
+    const seen: string[][] = [];
+    const jobs: Promise<unknown>[] = [];
+    await new Promise<void>((done) => {
+      setImmediate(() => jobs.push(grouped(db, () => insert(db, 'a'))));
+      setImmediate(() => {
+        jobs.push(grouped(db, () => (seen.push(values(other)), insert(db, 'b'))));
+        done();
+      });
+    });
+    await Promise.all(jobs);
+    expect(seen).toEqual([[]]);
+    expect(values(other)).toEqual(['a', 'b']);
+    other.close();
+    db.close();
+  });
+
+  it('a failed commit fails the writes that had succeeded with its error; one that threw keeps its own', async () => {
+    const { db } = fresh();
+    db.exec('CREATE TABLE parent (id INTEGER PRIMARY KEY); CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)');
+    const refused = new Error('refused');
+    const results = await Promise.allSettled([
+      grouped(db, () => {
+        insert(db, 'x');
+        throw refused;
+      }),
+      grouped(db, () => db.prepare('INSERT INTO child VALUES (42)').run()),
+    ]);
+    expect((results[0] as PromiseRejectedResult).reason).toBe(refused);
+    expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/FOREIGN KEY/);
+    db.close();
+  });
+
+  it(`another connection can write between the groups of a turn of more than ${GROUP_MAX} writes`, async () => {
+    const { db, path } = fresh();
+    const other = openDatabase(path);
+    await Promise.all(
+      Array.from({ length: GROUP_MAX + 3 }, (_, i) =>
+        grouped(db, () => {
+          // Asks for the lock while the first group holds it; it gets it before the next group.
+          if (i === 0) setImmediate(() => other.prepare("INSERT INTO t VALUES ('other')").run());
+          insert(db, String(i));
+        }),
+      ),
+    );
+    const rows = values(db);
+    expect(rows.indexOf('other')).toBe(GROUP_MAX);
+    other.close();
+    db.close();
+  });
+
+  it('rejects every write when the connection is closed before the group runs (statements prepared earlier)', async () => {
+    const { db } = fresh();
+    await grouped(db, () => insert(db, 'first'));
+    const jobs = [grouped(db, () => insert(db, 'a')), grouped(db, () => insert(db, 'b'))];
+    db.close();
+    for (const r of await Promise.allSettled(jobs)) {
+      expect(r.status).toBe('rejected');
+      expect(String((r as PromiseRejectedResult).reason)).toMatch(/not open/);
+    }
+  });
+
+  it('savepoint refuses to run outside a transaction, so its writes never commit alone', () => {
+    const { db } = fresh();
+    expect(() => savepoint(db, () => insert(db, 'alone'))).toThrow(/no transaction/);
+    expect(values(db)).toEqual([]);
+    db.close();
+  });
 
   it('rejects every write when the transaction cannot begin', async () => {
     const { db, path } = fresh();

@@ -66,27 +66,46 @@ function tryBegin(db: DB): unknown {
  * a nested db.transaction(fn)(). `fn` must be synchronous.
  */
 export function immediate<T>(db: DB, fn: () => T): T {
+  if (db.inTransaction) return savepoint(db, fn);
   const st = s(db);
-  const nested = db.inTransaction;
-  if (nested) st.savepoint.run();
-  else beginImmediate(db);
+  beginImmediate(db);
   try {
     const result = fn();
-    (nested ? st.release : st.commit).run();
+    st.commit.run();
     return result;
   } catch (err) {
     // SQLite may have rolled back already (a failed COMMIT, SQLITE_FULL): only undo what is open.
+    if (db.inTransaction) st.rollback.run();
+    throw err;
+  }
+}
+
+/**
+ * Runs `fn` in a savepoint of the transaction that is open (and throws if none is: a write meant
+ * to be part of a bigger one must never commit on its own). When `fn` throws, its writes are
+ * undone and the transaction goes on.
+ */
+export function savepoint<T>(db: DB, fn: () => T): T {
+  if (!db.inTransaction) throw new Error('savepoint: no transaction is open');
+  const st = s(db);
+  st.savepoint.run();
+  try {
+    const result = fn();
+    st.release.run();
+    return result;
+  } catch (err) {
     if (db.inTransaction) {
-      if (nested) {
-        st.rollbackTo.run();
-        st.release.run();
-      } else st.rollback.run();
+      st.rollbackTo.run();
+      st.release.run();
     }
     throw err;
   }
 }
 
-/** Most writes one grouped commit holds: bounds how long another process waits for the lock. */
+/**
+ * Most writes one grouped commit holds: bounds how long one commit holds the lock. The rest of the
+ * turn's writes go to a group of the next turn, so another process's writer can take the lock in between.
+ */
 export const GROUP_MAX = 64;
 
 interface Job {
@@ -107,8 +126,8 @@ const queues = new WeakMap<DB, Queue>();
 /**
  * Runs `fn` (synchronous) in a savepoint of a transaction shared with the other writes queued in
  * this turn of the event loop, and settles once that transaction has committed: with `fn`'s value,
- * or with what `fn` threw (its own writes rolled back, the others' kept), or, when the commit
- * itself fails, with that error for every write in the group. Nothing else runs on the connection
+ * or with what `fn` threw (its own writes rolled back, the others' kept). When the commit itself
+ * fails, every write that had succeeded fails with that error (one that threw keeps its own). Nothing else runs on the connection
  * while the group's transaction is open: the group runs in one callback. While another process
  * holds the write lock, the event loop is not blocked: the group tries again on a later turn (the
  * writes queued meanwhile join it), until the connection's busy timeout.

@@ -8,7 +8,7 @@ import { authenticatePublishable, findCredential, recordKeyUse, type Auth } from
 import type { AppContext } from '../context.js';
 import { generationHolds, keyByHash } from '../db/admission.js';
 import { countRefusal } from '../db/meters.js';
-import { grouped, immediate } from '../db/transact.js';
+import { grouped, savepoint } from '../db/transact.js';
 import type { SiteRow } from '../db/sites.js';
 import { ApiError } from '../errors.js';
 import { peekToken, setRateLimitHeaders, siteBucket, takeToken, type RateDecision } from '../limits/ratelimit.js';
@@ -134,7 +134,7 @@ export async function admitAndWrite<T>(
     const d = takeSiteToken(ctx, a, now);
     if (!d.allowed) return { d };
     try {
-      return { d, value: immediate(ctx.db, () => work(a, now)) };
+      return { d, value: savepoint(ctx.db, () => work(a, now)) };
     } catch (err) {
       if (!(err instanceof ApiError) || err.status >= 500) throw err;
       countRefusalNow(ctx, a.site.id, a.environment, err.code, now);
