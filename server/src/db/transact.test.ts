@@ -239,22 +239,58 @@ describe('grouped', () => {
     db.close();
   });
 
-  it(`gives up with SQLITE_BUSY after the busy timeout (${BUSY_TIMEOUT_MS} ms) and writes nothing`, async () => {
+  it(`a write gives up with SQLITE_BUSY ${BUSY_TIMEOUT_MS} ms after it was queued; one queued later waits on and commits`, async () => {
     const { db, path } = fresh();
     const holder = openDatabase(path);
     holder.prepare('BEGIN IMMEDIATE').run();
     const started = performance.now();
-    const r = await Promise.allSettled([grouped(db, () => insert(db, 'a'))]);
+    const early = grouped(db, () => insert(db, 'early'));
+    await new Promise((r) => setTimeout(r, BUSY_TIMEOUT_MS - 1000));
+    const late = grouped(db, () => insert(db, 'late'));
+    const [e] = await Promise.allSettled([early]);
     expect(performance.now() - started).toBeGreaterThanOrEqual(BUSY_TIMEOUT_MS - 50);
-    expect(r[0]!.status).toBe('rejected');
-    expect(String(((r[0] as PromiseRejectedResult).reason as { code?: string }).code)).toMatch(/^SQLITE_BUSY/);
+    expect(e!.status).toBe('rejected');
+    expect(String(((e as PromiseRejectedResult).reason as { code?: string }).code)).toMatch(/^SQLITE_BUSY/);
+    // The later write has waited about 1 s of its 5: the lock comes free, and it commits.
     holder.prepare('ROLLBACK').run();
-    expect(values(holder)).toEqual([]);
+    await late;
+    expect(values(holder)).toEqual(['late']);
     // The connection waits as before for its other statements.
     expect(db.pragma('busy_timeout', { simple: true })).toBe(BUSY_TIMEOUT_MS);
     holder.close();
     db.close();
   }, BUSY_TIMEOUT_MS + 5000);
+
+  it('settles a backlog of 200,000 writes queued in one turn, in order', async () => {
+    const { db } = fresh();
+    const n = 200_000;
+    const order: number[] = [];
+    await Promise.all(Array.from({ length: n }, (_, i) => grouped(db, () => order.push(i))));
+    expect(order).toHaveLength(n);
+    expect(order.every((v, i) => v === i)).toBe(true);
+    db.close();
+  }, 60_000);
+
+  it('when the busy timeout cannot be restored after BEGIN, the transaction is rolled back', async () => {
+    const { db } = fresh();
+    await grouped(db, () => insert(db, 'first'));
+    const pragma = db.pragma.bind(db);
+    let fail = true;
+    // A fault injected into better-sqlite3's pragma call (as SQLITE_NOMEM would be).
+    (db as { pragma: typeof db.pragma }).pragma = ((source: string, options?: never) => {
+      if (fail && source === `busy_timeout = ${BUSY_TIMEOUT_MS}`) {
+        fail = false;
+        throw new Error('injected');
+      }
+      return pragma(source, options);
+    }) as typeof db.pragma;
+    await expect(grouped(db, () => insert(db, 'a'))).rejects.toThrow('injected');
+    expect(db.inTransaction).toBe(false);
+    await grouped(db, () => insert(db, 'b'));
+    expect(values(db)).toEqual(['first', 'b']);
+    expect(pragma('busy_timeout', { simple: true })).toBe(BUSY_TIMEOUT_MS);
+    db.close();
+  });
 
   it('writes queued from separate callbacks of one turn share the commit', async () => {
     const { db, path } = fresh();

@@ -49,15 +49,21 @@ function beginImmediate(db: DB): void {
 function tryBegin(db: DB): unknown {
   const st = s(db);
   db.pragma('busy_timeout = 0');
+  let failed: unknown;
   try {
     st.begin.run();
-    return undefined;
   } catch (err) {
-    if (!isBusy(err)) throw err;
-    return err;
-  } finally {
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    failed = err;
   }
+  try {
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  } catch (err) {
+    // Never leave a transaction open behind a connection that no longer waits for locks.
+    if (db.inTransaction) st.rollback.run();
+    throw err;
+  }
+  if (failed !== undefined && !isBusy(failed)) throw failed;
+  return failed;
 }
 
 /**
@@ -112,13 +118,16 @@ interface Job {
   fn: () => unknown;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
+  /** performance.now() when it was queued: each write waits for the lock up to the busy timeout from then. */
+  queuedAt: number;
 }
 type Outcome = { ok: true; value: unknown } | { ok: false; err: unknown };
 
 interface Queue {
+  /** Writes in order; those before `head` are settled. */
   jobs: Job[];
-  /** When BEGIN first found the lock taken (performance.now()), 0 while it has not. */
-  busySince: number;
+  head: number;
+  /** BEGIN attempts that found the lock taken since the last group ran. */
   attempts: number;
 }
 const queues = new WeakMap<DB, Queue>();
@@ -127,21 +136,22 @@ const queues = new WeakMap<DB, Queue>();
  * Runs `fn` (synchronous) in a savepoint of a transaction shared with the other writes queued in
  * this turn of the event loop, and settles once that transaction has committed: with `fn`'s value,
  * or with what `fn` threw (its own writes rolled back, the others' kept). When the commit itself
- * fails, every write that had succeeded fails with that error (one that threw keeps its own). Nothing else runs on the connection
- * while the group's transaction is open: the group runs in one callback. While another process
- * holds the write lock, the event loop is not blocked: the group tries again on a later turn (the
- * writes queued meanwhile join it), until the connection's busy timeout.
+ * fails, every write that had succeeded fails with that error (one that threw keeps its own).
+ * Nothing else runs on the connection while the group's transaction is open: the group runs in
+ * one callback. While another process holds the write lock, the event loop is not blocked: the
+ * group tries again on a later turn (the writes queued meanwhile join it); a write that has waited
+ * the connection's busy timeout since it was queued fails with SQLITE_BUSY.
  */
 export function grouped<T>(db: DB, fn: () => T): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    queueOf(db).jobs.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+    queueOf(db).jobs.push({ fn, resolve: resolve as (value: unknown) => void, reject, queuedAt: performance.now() });
   });
 }
 
 function queueOf(db: DB): Queue {
   let q = queues.get(db);
   if (!q) {
-    const fresh: Queue = { jobs: [], busySince: 0, attempts: 0 };
+    const fresh: Queue = { jobs: [], head: 0, attempts: 0 };
     queues.set(db, (q = fresh));
     setImmediate(() => runQueue(db, fresh));
   }
@@ -156,15 +166,19 @@ function runQueue(db: DB, q: Queue): void {
     busy = tryBegin(db);
   } catch (err) {
     queues.delete(db);
-    settle(q.jobs, q.jobs.map(() => ({ ok: false, err })));
+    const rest = q.jobs.slice(q.head);
+    settle(rest, rest.map(() => ({ ok: false, err })));
     return;
   }
   if (busy !== undefined) {
+    // The writes that have waited the whole busy timeout fail (the oldest come first); the rest wait on.
     const now = performance.now();
-    if (q.busySince === 0) q.busySince = now;
-    if (now - q.busySince >= BUSY_TIMEOUT_MS) {
+    const from = q.head;
+    while (q.head < q.jobs.length && now - q.jobs[q.head]!.queuedAt >= BUSY_TIMEOUT_MS) q.head++;
+    const expired = q.jobs.slice(from, q.head);
+    settle(expired, expired.map(() => ({ ok: false, err: busy })));
+    if (q.head === q.jobs.length) {
       queues.delete(db);
-      settle(q.jobs, q.jobs.map(() => ({ ok: false, err: busy })));
       return;
     }
     // A few turns right away (another process's group commits within a millisecond or so), then
@@ -174,10 +188,20 @@ function runQueue(db: DB, q: Queue): void {
     else setTimeout(retry, Math.min(2 ** (q.attempts - 5), 4));
     return;
   }
-  queues.delete(db);
-  const done = runGroup(db, q.jobs.slice(0, GROUP_MAX));
-  // Beyond GROUP_MAX, or after a transaction lost mid-group: the rest go first in the next group.
-  if (done < q.jobs.length) queueOf(db).jobs.unshift(...q.jobs.slice(done));
+  // Writes queued from inside a job join this queue, behind the rest.
+  q.head += runGroup(db, q.jobs.slice(q.head, q.head + GROUP_MAX));
+  q.attempts = 0;
+  if (q.head === q.jobs.length) {
+    queues.delete(db);
+    return;
+  }
+  // Beyond GROUP_MAX, or after a transaction lost mid-group: the rest are the next turn's group,
+  // so another process's writer can take the lock in between.
+  if (q.head >= 4096) {
+    q.jobs = q.jobs.slice(q.head);
+    q.head = 0;
+  }
+  setImmediate(() => runQueue(db, q));
 }
 
 /**
