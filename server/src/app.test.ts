@@ -256,6 +256,22 @@ describe('GET /widget.js', () => {
       expect(stale.status).toBe(200);
     });
 
+    it('matches its paths as Express routes do (any case, a trailing slash) and answers OPTIONS with Allow', async () => {
+      for (const path of ['/Widget.js', '/WIDGET.JS', '/widget.js/', '/widget.js?v=2']) {
+        const r = await fetch(`${base}${path}`);
+        expect(r.status, path).toBe(200);
+        expect(await r.text()).toBe('console.log("widget v1");');
+      }
+      const head = await fetch(`${base}/widget.js`, { method: 'HEAD' });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('etag')).toMatch(/^"/);
+      const options = await fetch(`${base}/widget.js`, { method: 'OPTIONS' });
+      expect(options.status).toBe(200);
+      expect(options.headers.get('allow')).toBe('GET, HEAD');
+      expect((await fetch(`${base}/widget.js`, { method: 'POST' })).status).toBe(404);
+      expect((await fetch(`${base}/widget.jsx`)).status).toBe(404);
+    });
+
     it('serves a rebuilt widget under a new ETag', async () => {
       const before = (await fetch(`${base}/widget.js`)).headers.get('etag');
       writeFileSync(join(dir, 'widget.js'), 'console.log("widget v2, longer");');

@@ -21,6 +21,7 @@ const ASSETS = new Map<string, { file: string; type: string }>([
 /**
  * Serves widget.js and its source map (GET and HEAD), re-reading them only when the file changed.
  * One middleware rather than a router: every other request passes it with one map lookup.
+ * OPTIONS gets `Allow: GET, HEAD`, as Express answers it for a route.
  */
 export function widgetScript(dir: string = DIST): RequestHandler {
   const cache = new Map<string, Asset>();
@@ -39,8 +40,15 @@ export function widgetScript(dir: string = DIST): RequestHandler {
     }
   };
   return (req, res, next) => {
-    const served = req.method === 'GET' || req.method === 'HEAD' ? ASSETS.get(req.path) : undefined;
+    // Matched as Express routes match: any case, an optional trailing slash.
+    const served = ASSETS.get(req.path.toLowerCase().replace(/(.)\/$/, '$1'));
     if (!served) return next();
+    if (req.method === 'OPTIONS') {
+      res.setHeader('Allow', 'GET, HEAD');
+      res.send('GET, HEAD');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
     const asset = load(served.file);
     if (!asset) return next(new ApiError('not_found', 'The widget has not been built: run pnpm build.'));
     res.setHeader('ETag', asset.etag);

@@ -88,7 +88,6 @@ export function eventsRoutes(ctx: AppContext, router: Router): void {
     };
     stream(ctx, res, ticket, stillAdmitted(ctx, a, req.headers.origin), afterSeq, release);
   });
-
 }
 
 /**

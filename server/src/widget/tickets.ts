@@ -233,5 +233,4 @@ export function ticketsRoutes(ctx: AppContext, router: Router): void {
     if (done.written) ctx.events.notify();
     sendStored(res, done.out);
   });
-
 }
