@@ -1,5 +1,4 @@
-// immediate(db, fn): the semantics of db.transaction(fn).immediate() (and of a nested
-// db.transaction(fn)() inside another transaction), and a wait for another connection's write lock.
+// grouped(db, fn), the group commit of the widget's writes, and savepoint(db, fn) inside it.
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +6,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BUSY_TIMEOUT_MS, openDatabase, type DB } from './open.js';
-import { GROUP_MAX, grouped, immediate, savepoint } from './transact.js';
+import { GROUP_MAX, grouped, savepoint } from './transact.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'parley-transact-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,54 +20,36 @@ function fresh(): { db: DB; path: string } {
 }
 const values = (db: DB) => (db.prepare('SELECT v FROM t ORDER BY rowid').all() as { v: string }[]).map((r) => r.v);
 
-describe('immediate', () => {
-  it('commits what fn wrote and returns its value', () => {
+describe('savepoint', () => {
+  it('inside a transaction: an inner throw undoes only the inner writes', async () => {
     const { db } = fresh();
-    expect(immediate(db, () => (db.prepare("INSERT INTO t VALUES ('a')").run(), 42))).toBe(42);
-    expect(db.inTransaction).toBe(false);
-    expect(values(db)).toEqual(['a']);
-    db.close();
-  });
-
-  it('rolls everything back when fn throws, and rethrows', () => {
-    const { db } = fresh();
-    const boom = new Error('boom');
-    expect(() =>
-      immediate(db, () => {
-        db.prepare("INSERT INTO t VALUES ('a')").run();
-        throw boom;
-      }),
-    ).toThrow(boom);
-    expect(db.inTransaction).toBe(false);
-    expect(values(db)).toEqual([]);
-    db.close();
-  });
-
-  it('inside a transaction is a savepoint: an inner throw undoes only the inner writes', () => {
-    const { db } = fresh();
-    immediate(db, () => {
+    await grouped(db, () => {
       db.prepare("INSERT INTO t VALUES ('outer')").run();
       expect(() =>
-        immediate(db, () => {
+        savepoint(db, () => {
           db.prepare("INSERT INTO t VALUES ('inner')").run();
           throw new Error('inner');
         }),
       ).toThrow('inner');
-      immediate(db, () => db.prepare("INSERT INTO t VALUES ('kept')").run());
+      savepoint(db, () => db.prepare("INSERT INTO t VALUES ('kept')").run());
       expect(db.inTransaction).toBe(true);
     });
     expect(values(db)).toEqual(['outer', 'kept']);
     // And nested in better-sqlite3's own transactions too.
-    db.transaction(() => immediate(db, () => db.prepare("INSERT INTO t VALUES ('bs3')").run())).immediate();
+    db.transaction(() => savepoint(db, () => db.prepare("INSERT INTO t VALUES ('bs3')").run())).immediate();
     expect(values(db)).toEqual(['outer', 'kept', 'bs3']);
     db.close();
   });
+});
 
-  it('takes an IMMEDIATE lock: a write elsewhere waits for the commit', () => {
+describe('grouped', () => {
+  const insert = (db: DB, v: string) => db.prepare('INSERT INTO t VALUES (?)').run(v);
+
+  it('takes an IMMEDIATE lock: a write elsewhere waits for the commit', async () => {
     const { db, path } = fresh();
     const other = openDatabase(path);
     other.pragma('busy_timeout = 0');
-    immediate(db, () => {
+    await grouped(db, () => {
       expect(() => other.prepare("INSERT INTO t VALUES ('other')").run()).toThrow(/database is locked/);
     });
     other.prepare("INSERT INTO t VALUES ('other')").run();
@@ -77,7 +58,7 @@ describe('immediate', () => {
     db.close();
   });
 
-  it('waits while another connection holds the write lock, then commits; the busy timeout is restored', async () => {
+  it('waits while another thread holds the write lock, then commits; the busy timeout is restored', async () => {
     const { db, path } = fresh();
     // A thread takes the write lock, says so, and commits its row a little later.
     const holder = new Worker(
@@ -94,17 +75,12 @@ describe('immediate', () => {
       holder.once('message', () => resolve());
       holder.once('error', reject);
     });
-    // Blocks this thread until the holder commits (it runs on its own thread meanwhile).
-    immediate(db, () => db.prepare("INSERT INTO t VALUES ('waiter')").run());
+    await grouped(db, () => insert(db, 'waiter'));
     expect(values(db)).toEqual(['holder', 'waiter']);
     expect(db.pragma('busy_timeout', { simple: true })).toBe(BUSY_TIMEOUT_MS);
     await new Promise((r) => holder.once('exit', r));
     db.close();
   });
-});
-
-describe('grouped', () => {
-  const insert = (db: DB, v: string) => db.prepare('INSERT INTO t VALUES (?)').run(v);
 
   it('runs the writes of one turn in one transaction, and settles each only after its commit', async () => {
     const { db, path } = fresh();

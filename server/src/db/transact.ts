@@ -1,16 +1,12 @@
-// The write transactions of the widget hot path (the rate-limit token, and the message write that
-// shares its transaction), with the semantics of better-sqlite3's db.transaction(fn).immediate()
-// and nested db.transaction(fn)() but two costs removed, both measured by `pnpm bench`:
-// - db.transaction(fn) builds four wrapper functions per call; these statements are prepared once.
-// - Waiting for the write lock. SQLite's own busy handler sleeps at least 1 ms, then 2, 5, 10 ms...
-//   while another process (`--workers N`) holds the lock for a tenth of that, so a second worker
-//   mostly slept. BEGIN IMMEDIATE here fails fast and is retried after 20 us, doubling to 1 ms,
-//   until the same 5 s deadline as the connection's busy timeout.
-// And `grouped`, a group commit for the hot path: the writes that requests queue during one turn of
-// the event loop run together, each in a savepoint of its own, in one transaction and one commit,
-// and each request hears its outcome only after that commit. A BEGIN and COMMIT (the lock calls,
-// and the WAL pages of the rows every request touches: the rate-limit bucket, today's meter) are
-// paid once per turn instead of once per request.
+// The write transactions of the widget (the rate-limit token, and the write that shares its
+// transaction): `grouped`, a group commit. The writes that requests queue during one turn of the
+// event loop run together, each in a savepoint of its own, in one transaction and one commit, and
+// each request hears its outcome only after that commit. A BEGIN and COMMIT (the lock calls, and
+// the WAL pages of the rows every request touches: the rate-limit bucket, today's meter) are paid
+// once per turn instead of once per request, and the statements are prepared once (where
+// db.transaction(fn) builds four wrapper functions per call). While another process
+// (`--workers N`) holds the write lock the group waits on later turns of the event loop, never
+// in SQLite's busy handler, which would stop this process for up to the whole busy timeout.
 import { BUSY_TIMEOUT_MS, type DB } from './open.js';
 import { perDb } from './prepare.js';
 
@@ -23,22 +19,7 @@ const s = perDb((db) => ({
   rollbackTo: db.prepare('ROLLBACK TO parley_hot'),
 }));
 
-const FIRST_PAUSE_US = 20;
-const MAX_PAUSE_US = 1000;
-const pauser = new Int32Array(new SharedArrayBuffer(4));
-
 const isBusy = (err: unknown): boolean => /^SQLITE_BUSY/.test(String((err as { code?: unknown } | null)?.code ?? ''));
-
-/** BEGIN IMMEDIATE, retried with short pauses while another connection holds the write lock. */
-function beginImmediate(db: DB): void {
-  const deadline = performance.now() + BUSY_TIMEOUT_MS;
-  for (let pause = FIRST_PAUSE_US; ; pause = Math.min(pause * 2, MAX_PAUSE_US)) {
-    const busy = tryBegin(db);
-    if (busy === undefined) return;
-    if (performance.now() + pause / 1000 > deadline) throw busy;
-    Atomics.wait(pauser, 0, 0, pause / 1000);
-  }
-}
 
 /**
  * BEGIN IMMEDIATE without waiting: undefined once begun, the SQLITE_BUSY error while another
@@ -64,26 +45,6 @@ function tryBegin(db: DB): unknown {
   }
   if (failed !== undefined && !isBusy(failed)) throw failed;
   return failed;
-}
-
-/**
- * Runs `fn` in a transaction of its own, like db.transaction(fn).immediate(): committed when it
- * returns, rolled back when it throws. Inside another transaction it is a savepoint instead, like
- * a nested db.transaction(fn)(). `fn` must be synchronous.
- */
-export function immediate<T>(db: DB, fn: () => T): T {
-  if (db.inTransaction) return savepoint(db, fn);
-  const st = s(db);
-  beginImmediate(db);
-  try {
-    const result = fn();
-    st.commit.run();
-    return result;
-  } catch (err) {
-    // SQLite may have rolled back already (a failed COMMIT, SQLITE_FULL): only undo what is open.
-    if (db.inTransaction) st.rollback.run();
-    throw err;
-  }
 }
 
 /**
@@ -222,24 +183,12 @@ function runGroup(db: DB, jobs: Job[]): number {
   };
   for (const job of jobs) {
     try {
-      st.savepoint.run();
+      outcomes.push({ ok: true, value: savepoint(db, job.fn) });
     } catch (err) {
       outcomes.push({ ok: false, err });
-      lose(err);
-      break;
-    }
-    try {
-      const value = job.fn();
-      st.release.run();
-      outcomes.push({ ok: true, value });
-    } catch (err) {
-      outcomes.push({ ok: false, err });
-      try {
-        if (!db.inTransaction) throw err; // SQLite rolled it all back (SQLITE_FULL, an I/O error)
-        st.rollbackTo.run();
-        st.release.run();
-      } catch (lost) {
-        lose(lost);
+      // SQLite rolled it all back (SQLITE_FULL, an I/O error, a job's own ROLLBACK): the group is lost.
+      if (!db.inTransaction) {
+        lose(err);
         break;
       }
     }
