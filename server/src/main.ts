@@ -3,11 +3,13 @@
 import cluster from 'node:cluster';
 import type { Config } from './config.js';
 import { openDatabase } from './db/open.js';
+import { tuneHeap } from './heap.js';
 import { createLogger } from './logger.js';
 import { startServer } from './server.js';
 
 /** Runs the server until SIGTERM/SIGINT, then drains and exits 0. */
 export async function serve(config: Config): Promise<void> {
+  tuneHeap();
   if (config.workers > 1 && cluster.isPrimary) return runPrimary(config);
   const logger = createLogger(config.logLevel);
   const running = await startServer({ config, logger });
