@@ -71,6 +71,8 @@ describe('grouped', () => {
        setTimeout(() => { db.prepare('COMMIT').run(); db.close(); parentPort.close(); }, 100);`,
       { eval: true, workerData: { driver: createRequire(import.meta.url).resolve('better-sqlite3'), path } },
     );
+    // Listened for from the start: the thread can exit before this test's write has committed.
+    const exited = new Promise((r) => holder.once('exit', r));
     await new Promise<void>((resolve, reject) => {
       holder.once('message', () => resolve());
       holder.once('error', reject);
@@ -78,7 +80,7 @@ describe('grouped', () => {
     await grouped(db, () => insert(db, 'waiter'));
     expect(values(db)).toEqual(['holder', 'waiter']);
     expect(db.pragma('busy_timeout', { simple: true })).toBe(BUSY_TIMEOUT_MS);
-    await new Promise((r) => holder.once('exit', r));
+    await exited;
     db.close();
   });
 
