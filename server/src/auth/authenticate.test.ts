@@ -94,6 +94,20 @@ describe('where a secret key may come from', () => {
     expectError(await call(t.base, 'GET', '/v1/sites', { headers: { Authorization: '' } }), 401, 'missing_authorization');
   });
 
+  it("the 401 names the places the route's kind of key may come from, and only those", async () => {
+    const manage = (await call(t.base, 'GET', '/v1/sites')).json.error.message as string;
+    expect(manage).toMatch(/sk_/);
+    expect(manage).toMatch(/Authorization: Bearer/);
+    expect(manage).toMatch(/X-API-Key/);
+    expect(manage).not.toMatch(/X-Parley-Key|api_key|pk_/);
+    const widget = (await call(t.base, 'GET', `/v1/widget/${f.serviceId}/config`, { origin: f.origin })).json.error.message as string;
+    expect(widget).toMatch(/pk_/);
+    expect(widget).toMatch(/X-Parley-Key/);
+    expect(widget).toMatch(/Authorization: Bearer/);
+    expect(widget).toMatch(/api_key/);
+    expect(widget).not.toMatch(/X-API-Key|sk_/);
+  });
+
   it('a key in the JSON body does not count on management routes', async () => {
     const r = await call(t.base, 'POST', '/v1/keys', { body: { api_key: f.sk.live, type: 'secret', name: 'x' } });
     expectError(r, 401, 'missing_authorization');

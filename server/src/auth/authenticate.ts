@@ -55,7 +55,11 @@ export function findCredential(req: Request, opts: { widget: boolean }): string 
   }
   if (found.size > 1) throw new ApiError('conflicting_credentials', 'The request carries two different API keys; send one.');
   const [key] = found;
-  if (!key) throw new ApiError('missing_authorization', 'No API key: send it in the Authorization header as a Bearer token.');
+  if (!key) {
+    throw new ApiError('missing_authorization', opts.widget
+      ? "No API key: send the site's publishable key (pk_...) in X-Parley-Key, as Authorization: Bearer, or as api_key in the JSON body."
+      : 'No API key: send a secret key (sk_...) as Authorization: Bearer, or in X-API-Key.');
+  }
   return key;
 }
 
