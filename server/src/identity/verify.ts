@@ -3,6 +3,7 @@
 import { createPublicKey } from 'node:crypto';
 import { decodeProtectedHeader, errors, importSPKI, jwtVerify } from 'jose';
 import type { AppContext } from '../context.js';
+import { withinChars } from '@parley/shared';
 import { findSigningKey, type SigningKeyRow } from '../db/signing-keys.js';
 import type { SiteRow } from '../db/sites.js';
 import { ApiError } from '../errors.js';
@@ -54,9 +55,29 @@ export function isP256PublicKeyPem(pem: string): boolean {
 
 const refuse = (why: string): ApiError => new ApiError('invalid_user_token', `The user token was refused: ${why}.`);
 
+export const MAX_USER_TOKEN = 8192;
+/** Three base64url parts joined by dots (RFC 7515's compact serialization); an empty signature is `alg: none`'s, refused by its alg. */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+/**
+ * An optional string claim (`name`, `email`): absent, `null` or an empty string all mean "none",
+ * since a backend signs what its user row holds; otherwise a string of at most `max` characters
+ * (counted as a reader counts them, as every other name is).
+ */
+function optionalClaim(payload: Record<string, unknown>, claim: 'name' | 'email', max: number): string | null {
+  const v = payload[claim];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string') throw refuse(`claim ${claim} must be a string or null`);
+  const text = v.trim();
+  if (!withinChars(text, max)) throw refuse(`claim ${claim} is longer than ${max} characters`);
+  return text === '' ? null : text;
+}
+
 /** Verifies `token` for `site`; throws 401 invalid_user_token naming the failed check. */
 export async function verifyUserToken(ctx: AppContext, site: SiteRow, token: string): Promise<VerifiedUser> {
-  if (typeof token !== 'string' || token.length > 8192 || token.split('.').length !== 3) throw refuse('it is not a compact JWS');
+  if (typeof token !== 'string') throw refuse('it is not a compact JWS');
+  if (token.length > MAX_USER_TOKEN) throw refuse(`it is longer than ${MAX_USER_TOKEN} characters`);
+  if (!COMPACT_JWS.test(token)) throw refuse('it is not a compact JWS (three base64url parts joined by dots, nothing around them)');
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
     header = decodeProtectedHeader(token);
@@ -85,12 +106,10 @@ export async function verifyUserToken(ctx: AppContext, site: SiteRow, token: str
     if (err instanceof errors.JOSEAlgNotAllowed) throw refuse('wrong alg (only ES256 is accepted)');
     throw refuse('it cannot be verified');
   }
-  const { sub, iat, exp, name, email } = payload;
-  if (typeof sub !== 'string' || sub.length < 1 || sub.length > 255) throw refuse('claim sub out of bounds (1 to 255 characters)');
+  const { sub, iat, exp } = payload;
+  if (typeof sub !== 'string' || sub.length < 1 || !withinChars(sub, 255)) throw refuse('claim sub out of bounds (1 to 255 characters)');
   if (typeof iat !== 'number' || typeof exp !== 'number') throw refuse('claims iat and exp must be numbers');
   if (iat > now / 1000 + SKEW_SECONDS) throw refuse('not yet valid (iat is in the future)');
   if (exp - iat > MAX_LIFETIME_SECONDS) throw refuse('lifetime over 24 hours (exp - iat)');
-  if (name !== undefined && (typeof name !== 'string' || name.length > 255)) throw refuse('claim name out of bounds');
-  if (email !== undefined && (typeof email !== 'string' || email.length > 254)) throw refuse('claim email out of bounds');
-  return { id: sub, name: (name as string | undefined) ?? null, email: (email as string | undefined) ?? null };
+  return { id: sub, name: optionalClaim(payload, 'name', 255), email: optionalClaim(payload, 'email', 254) };
 }

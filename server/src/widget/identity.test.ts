@@ -139,6 +139,43 @@ describe('user tokens on POST /tickets', () => {
     expect(t.logs.join('\n')).not.toContain(token);
   });
 
+  it('reads a null or empty name and email as none, counts claims as characters, and trims them', async () => {
+    // A backend signs what its user row holds: SignJWT({ name: user.name, email: user.email }) with nulls.
+    const nulls = await createTicket(t.base, fx, { message: 'nulls', user_token: await sign({ sub: 'user-null', name: null, email: null }) });
+    expect((nulls.ticket as unknown as { user: unknown }).user).toEqual({ id: 'user-null', name: null, email: null });
+    const empty = await createTicket(t.base, fx, { message: 'empty', user_token: await sign({ sub: 'user-empty', name: '  ', email: '' }) });
+    expect((empty.ticket as unknown as { user: unknown }).user).toEqual({ id: 'user-empty', name: null, email: null });
+    const trimmed = await createTicket(t.base, fx, { message: 'trim', user_token: await sign({ sub: 'u-t', name: ' Ada ', email: 'ada@example.com ' }) });
+    expect((trimmed.ticket as unknown as { user: unknown }).user).toEqual({ id: 'u-t', name: 'Ada', email: 'ada@example.com' });
+    // 255 emoji are 255 characters (510 UTF-16 units); 256 are too many.
+    const emoji = '\u{1F600}'.repeat(255);
+    const wide = await createTicket(t.base, fx, { message: 'wide', user_token: await sign({ sub: emoji, name: '\u{1F469}\u{200D}\u{1F4BB}'.repeat(255) }) });
+    expect((wide.ticket as unknown as { user: { id: string } }).user.id).toBe(emoji);
+    await expectRefused(await sign({ sub: `${emoji}\u{1F600}` }), /sub out of bounds/);
+    await expectRefused(await sign({ sub: 'u', name: 'n'.repeat(256) }), /claim name is longer than 255/);
+    await expectRefused(await sign({ sub: 'u', email: 7 }), /claim email must be a string or null/);
+  });
+
+  it('refuses two different user tokens (body and header) as conflicting_credentials, and accepts the same one twice', async () => {
+    const before = widgetState(t.ctx.db);
+    const alice = await sign({ sub: 'alice' });
+    const r = await visitor(t.base, fx, 'POST', '/tickets', { body: { message: 'who am I', user_token: alice }, ...asUser(await sign({ sub: 'bob' })) });
+    expect([r.status, r.json.error?.code], r.text).toEqual([400, 'conflicting_credentials']);
+    expect(r.text).not.toContain(alice);
+    expect(widgetState(t.ctx.db).tickets).toEqual(before.tickets);
+    const same = await createTicket(t.base, fx, { message: 'same', user_token: alice }, asUser(alice));
+    expect((same.ticket as unknown as { user: { id: string } }).user.id).toBe('alice');
+  });
+
+  it('says why a token is no compact JWS: too long, or not three base64url parts', async () => {
+    const token = await sign({ sub: 'u' });
+    const long = await visitor(t.base, fx, 'GET', '/config', asUser(`${token}${'A'.repeat(9000)}`));
+    expect([long.status, long.json.error?.code], long.text).toEqual([401, 'invalid_user_token']);
+    expect(long.json.error.message).toMatch(/longer than 8192 characters/);
+    await expectRefused(` ${token} `, /not a compact JWS/);
+    await expectRefused(`${token}.x`, /not a compact JWS/);
+  });
+
   it('takes the token from X-User-Token when the body has none', async () => {
     const made = await createTicket(t.base, fx, { message: 'Header' }, asUser(await sign({ sub: 'user-header' })));
     expect((made.ticket as unknown as { user: { id: string } }).user.id).toBe('user-header');

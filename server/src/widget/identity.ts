@@ -19,11 +19,16 @@ export function userTokenHeader(req: Request): string | undefined {
 
 /**
  * The verified user behind a ticket creation, or null for an anonymous visitor: `user_token` of
- * the body, else the `X-User-Token` header. A token that fails verification is 401
+ * the body, else the `X-User-Token` header (both, and different: 400 conflicting_credentials). A token that fails verification is 401
  * invalid_user_token; none at all on a site that requires identity is 403 identity_required.
  */
 export async function identifyVisitor(ctx: AppContext, site: SiteRow, bodyToken: string | undefined, req: Request): Promise<VisitorIdentity | null> {
-  const token = bodyToken ?? userTokenHeader(req);
+  const header = userTokenHeader(req);
+  // As with two keys (SPEC 3): which user the ticket belongs to must not depend on which copy wins.
+  if (bodyToken !== undefined && header !== undefined && bodyToken !== header) {
+    throw new ApiError('conflicting_credentials', 'The request carries two different user tokens (user_token in the body and X-User-Token); send one.');
+  }
+  const token = bodyToken ?? header;
   if (token === undefined) return anonymousVisitor(site);
   return verifyUserToken(ctx, site, token);
 }
