@@ -14,5 +14,5 @@ export interface AppContext {
   /** Aborted when the process starts draining: long-lived streams end so shutdown can finish. */
   closing: AbortSignal;
   /** Limits that tests may lower. */
-  limits: { streamsPerSite: number; heartbeatMs: number; managementRatePerMinute: number };
+  limits: { streamsPerSite: number; streamsPerTicket: number; heartbeatMs: number; managementRatePerMinute: number };
 }

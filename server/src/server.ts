@@ -38,7 +38,7 @@ export function buildContext(opts: StartOptions & { closing: AbortSignal }): App
     logger,
     events: new EventFeed(db, logger),
     closing: opts.closing,
-    limits: { streamsPerSite: 100, heartbeatMs: 25_000, managementRatePerMinute: 600, ...opts.limits },
+    limits: { streamsPerSite: 100, streamsPerTicket: 5, heartbeatMs: 25_000, managementRatePerMinute: 600, ...opts.limits },
   };
 }
 

@@ -347,3 +347,98 @@ describe('draining', () => {
     expect(Date.now() - started).toBeLessThan(900);
   });
 });
+
+describe('with heartbeats far apart', () => {
+  // The heartbeat is a minute away: what these tests see cannot come from it.
+  let u: TestServer;
+  beforeAll(async () => {
+    u = await startTestServer({ limits: { heartbeatMs: 60_000, streamsPerSite: 4, streamsPerTicket: 2 } });
+  });
+  afterAll(async () => {
+    await u.close();
+  });
+  const url = (f: Fixture, id: string) => `${u.base}/v1/widget/${f.serviceId}/tickets/${id}/events`;
+  const agentReply = (f: Fixture, id: string, message: string) =>
+    call(u.base, 'POST', `/v1/sites/${f.serviceId}/tickets/${id}/messages`, { key: f.sk.live, body: { message } });
+  const endedWithin = (s: { ended: Promise<void> }, ms: number) =>
+    Promise.race([s.ended.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+
+  it('caps open streams per ticket, so one visitor token cannot take the site\'s slots from other visitors', async () => {
+    const site = seed(u.ctx, { rate_limit_per_minute: 10_000 });
+    const mine = await createTicket(u.base, site);
+    const theirs = await createTicket(u.base, site);
+    const open = await Promise.all([0, 1].map(() => openStream(url(site, mine.ticket.id), streamHeaders(site, mine.visitor_token))));
+    try {
+      expect(open.map((s) => s.status)).toEqual([200, 200]);
+      for (let i = 0; i < 3; i++) {
+        const refused = await openStream(url(site, mine.ticket.id), streamHeaders(site, mine.visitor_token));
+        refused.close();
+        expect(refused.status).toBe(429);
+      }
+      const r = await fetch(url(site, mine.ticket.id), { headers: streamHeaders(site, mine.visitor_token) });
+      const body = (await r.json()) as { error: { code: string; message: string } };
+      expect([r.status, body.error.code]).toEqual([429, 'rate_limit_exceeded']);
+      expect(body.error.message).toMatch(/this conversation/);
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      // Another visitor of the same site still gets a live stream.
+      const other = await openStream(url(site, theirs.ticket.id), streamHeaders(site, theirs.visitor_token));
+      expect(other.status).toBe(200);
+      other.close();
+      open.pop()!.close();
+      let again = 0;
+      for (let i = 0; i < 100 && again !== 200; i++) {
+        await new Promise((res) => setTimeout(res, 20));
+        const s = await openStream(url(site, mine.ticket.id), streamHeaders(site, mine.visitor_token));
+        again = s.status;
+        if (again === 200) open.push(s);
+        else s.close();
+      }
+      expect(again, 'a slot of the ticket is free again once a stream closed').toBe(200);
+    } finally {
+      for (const s of open) s.close();
+    }
+  });
+
+  it('delivers nothing written after its key was revoked: the stream ends at the next event, another key\'s stream gets it', async () => {
+    const site = seed(u.ctx, { rate_limit_per_minute: 10_000 });
+    const made = await call(u.base, 'POST', '/v1/keys', { key: site.sk.live, body: { type: 'publishable', name: 'stolen', site: site.serviceId } });
+    expect(made.status, made.text).toBe(201);
+    const stolen = { ...site, pk: { ...site.pk, live: made.json.key.secret as string } };
+    const c = await createTicket(u.base, site);
+    const s = await openStream(url(site, c.ticket.id), streamHeaders(stolen, c.visitor_token));
+    const kept = await openStream(url(site, c.ticket.id), streamHeaders(site, c.visitor_token));
+    try {
+      expect([s.status, kept.status]).toEqual([200, 200]);
+      await agentReply(site, c.ticket.id, 'Before the revocation');
+      await s.until((e) => messages(e).some((m) => m.body === 'Before the revocation'), 'the reply before');
+      const del = await call(u.base, 'DELETE', `/v1/keys/${made.json.key.id}`, { key: site.sk.live });
+      expect(del.status, del.text).toBeLessThan(300);
+      await agentReply(site, c.ticket.id, 'After the revocation');
+      await kept.until((e) => messages(e).some((m) => m.body === 'After the revocation'), 'the reply on the other key');
+      expect(await endedWithin(s, 2_000), 'the revoked key\'s stream ended').toBe(true);
+      expect(messages(s.events).map((m) => m.body)).toEqual(['Before the revocation']);
+    } finally {
+      s.close();
+      kept.close();
+    }
+  });
+
+  it('delivers nothing written after its origin left the allowlist', async () => {
+    const site = seed(u.ctx, { rate_limit_per_minute: 10_000, allowed_origins: ['https://shop.example', 'https://old.example'] });
+    const c = await createTicket(u.base, site);
+    const old = await openStream(url(site, c.ticket.id), streamHeaders(site, c.visitor_token, { Origin: 'https://old.example' }));
+    const kept = await openStream(url(site, c.ticket.id), streamHeaders(site, c.visitor_token));
+    try {
+      expect([old.status, kept.status]).toEqual([200, 200]);
+      const r = await call(u.base, 'PATCH', `/v1/sites/${site.serviceId}`, { key: site.sk.live, body: { allowed_origins: ['https://shop.example'] } });
+      expect(r.status, r.text).toBe(200);
+      await agentReply(site, c.ticket.id, 'Only for the shop');
+      await kept.until((e) => messages(e).some((m) => m.body === 'Only for the shop'), 'the reply on the allowed origin');
+      expect(await endedWithin(old, 2_000), 'the removed origin\'s stream ended').toBe(true);
+      expect(messages(old.events)).toEqual([]);
+    } finally {
+      old.close();
+      kept.close();
+    }
+  });
+});

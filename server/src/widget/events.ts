@@ -50,6 +50,9 @@ export function eventsRoutes(ctx: AppContext, router: Router): void {
   // Open streams per site and environment in this process: a flood of streams for one site cannot
   // exhaust the server, and one made with the (public) test key cannot take the live visitors' slots.
   const openBySite = new Map<string, number>();
+  // And per ticket: without it one visitor token (or one stolen copy of it) could take every slot
+  // of its site, and every other visitor of that site would lose live replies.
+  const openByTicket = new Map<number, number>();
 
   router.get('/:serviceId/tickets/:id/events', async (req, res) => {
     const a = await admit(ctx, req, res);
@@ -71,6 +74,12 @@ export function eventsRoutes(ctx: AppContext, router: Router): void {
     if (req.socket.destroyed) return;
     const slot = `${a.site.id}:${a.environment}`;
     const open = openBySite.get(slot) ?? 0;
+    const openHere = openByTicket.get(ticket.seq) ?? 0;
+    if (openHere >= ctx.limits.streamsPerTicket) {
+      throw new ApiError('rate_limit_exceeded', 'Too many open event streams for this conversation (one per open tab); close one or retry shortly.', {
+        headers: { 'Retry-After': '5' },
+      });
+    }
     if (open >= ctx.limits.streamsPerSite) {
       throw new ApiError('rate_limit_exceeded', 'Too many open event streams for this site; retry shortly.', {
         headers: { 'Retry-After': '5' },
@@ -81,13 +90,19 @@ export function eventsRoutes(ctx: AppContext, router: Router): void {
       return;
     }
     openBySite.set(slot, open + 1);
+    openByTicket.set(ticket.seq, openHere + 1);
     const release = () => {
-      const n = (openBySite.get(slot) ?? 1) - 1;
-      if (n <= 0) openBySite.delete(slot);
-      else openBySite.set(slot, n);
+      decrement(openBySite, slot);
+      decrement(openByTicket, ticket.seq);
     };
     stream(ctx, res, ticket, stillAdmitted(ctx, a, req.headers.origin), afterSeq, release);
   });
+}
+
+function decrement<K>(counts: Map<K, number>, key: K): void {
+  const n = (counts.get(key) ?? 1) - 1;
+  if (n <= 0) counts.delete(key);
+  else counts.set(key, n);
 }
 
 /**
@@ -131,6 +146,9 @@ function stream(ctx: AppContext, res: Response, ticket: TicketRow, admitted: () 
     // The ticket was deleted (with its site) and its row id now belongs to another ticket: this
     // stream's conversation is gone, and nothing of the other one may reach it.
     if (e.ticketId !== ticket.id) return end();
+    // Nothing written after a key was revoked (or expired) or an origin removed reaches a stream
+    // that key or origin opened: checked before every event, not only at the next heartbeat.
+    if (!stillHolds()) return end();
     if (e.kind === 'message') {
       if (e.message.seq <= sentSeq) return;
       sentSeq = e.message.seq;
@@ -146,14 +164,22 @@ function stream(ctx: AppContext, res: Response, ticket: TicketRow, admitted: () 
   // primary key). A ticket deleted with its site gets no more events, and a key revoked or an
   // origin taken off the allowlist must not keep a stolen copy listening: the stream ends (and
   // frees its slot) instead of idling until the client leaves. A reconnect meets the 4xx.
+  const stillHolds = (): boolean => {
+    try {
+      return admitted();
+    } catch {
+      // The database is closing: the drain ends the stream.
+      return true;
+    }
+  };
   const beat = () => {
     let gone = false;
     try {
-      gone = findTicketBySeq(ctx.db, ticket.seq)?.id !== ticket.id || !admitted();
+      gone = findTicketBySeq(ctx.db, ticket.seq)?.id !== ticket.id;
     } catch {
-      // The database is closing: the drain ends the stream.
+      // as above
     }
-    if (gone) end();
+    if (gone || !stillHolds()) end();
     else send(': heartbeat\n\n');
   };
   const heartbeat = setInterval(beat, ctx.limits.heartbeatMs);
