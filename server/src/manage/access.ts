@@ -10,8 +10,12 @@ import { decodeCursor } from '../db/cursors.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import { setRateLimitHeaders, takeTokenNow } from '../limits/ratelimit.js';
 
-/** Authenticates a management request, counts it against the key's rate limit and checks `scope`. */
-export function authorize(ctx: AppContext, req: Request, res: Response, scope: Scope): Auth {
+/**
+ * Authenticates a management request, counts it against the key's rate limit and checks `scope`.
+ * A route that reads a query string says so (`takesQuery`) and parses it with parseQuery; on every
+ * other route any query parameter is unknown, so `400 invalid_request`, as on the lists.
+ */
+export function authorize(ctx: AppContext, req: Request, res: Response, scope: Scope, opts: { takesQuery?: boolean } = {}): Auth {
   const auth = authenticateSecret(ctx, req);
   const d = takeTokenNow(ctx.db, `key:${auth.key.id}`, ctx.limits.managementRatePerMinute, ctx.clock());
   setRateLimitHeaders(res, d, 'key');
@@ -22,8 +26,11 @@ export function authorize(ctx: AppContext, req: Request, res: Response, scope: S
   }
   recordKeyUse(ctx, auth);
   requireScope(auth, scope);
+  if (!opts.takesQuery) parseQuery(NoQuery, req);
   return auth;
 }
+
+const NoQuery = z.strictObject({});
 
 /** Parses a query string strictly: unknown or repeated parameters are `400 invalid_request`. */
 export function parseQuery<T>(schema: ZodType<T>, req: Request): T {

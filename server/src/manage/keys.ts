@@ -19,7 +19,7 @@ export function keysRoutes(ctx: AppContext, router: Router): void {
   });
 
   router.get('/keys', (req, res) => {
-    const auth = authorize(ctx, req, res, 'admin');
+    const auth = authorize(ctx, req, res, 'admin', { takesQuery: true });
     const q = parseQuery(PageQuery, req);
     const scope = `keys:${auth.key.workspace_id}:${auth.environment}`;
     const { keys, next } = listKeysFor(ctx.db, callerFromAuth(auth), cursorPosition(ctx, scope, q.cursor) ?? 0, q.limit ?? 50);

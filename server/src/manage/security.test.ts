@@ -2,6 +2,7 @@
 // the SPEC's headers (exact under concurrency), and no key material in any log line of a full run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, seed, startTestServer, type Fixture, type TestServer } from '../test-helpers/harness.js';
+import { createTicket, widgetState } from '../test-helpers/widget.js';
 
 type Json = Record<string, any>;
 
@@ -57,6 +58,57 @@ describe('SPEC 8 rows of the body rules, on management routes', () => {
     expectCode(await call(t.base, 'PUT', `/v1/sites/${f.serviceId}`, { key: f.sk.live, body: {} }), 404, 'not_found');
     // A JSON body that is not an object is a field error.
     expectCode(await call(t.base, 'POST', '/v1/keys', { key: f.sk.live, body: ['secret'] }), 400, 'invalid_request');
+  });
+});
+
+describe('query strings on management routes', () => {
+  let t: TestServer;
+  let f: Fixture;
+  beforeAll(async () => {
+    t = await startTestServer();
+    f = seed(t.ctx, { rate_limit_per_minute: 1000 });
+  });
+  afterAll(() => t.close());
+
+  it('a route that reads no query refuses any parameter as 400 invalid_request naming it, and changes nothing', async () => {
+    const ticket = await createTicket(t.base, f);
+    const sgk = await call(t.base, 'POST', `/v1/sites/${f.serviceId}/signing-keys`, { key: f.sk.live, body: {} });
+    const key = await call(t.base, 'POST', '/v1/keys', { key: f.sk.live, body: { type: 'secret', name: 'spare' } });
+    expect([sgk.status, key.status]).toEqual([201, 201]);
+    const site = `/v1/sites/${f.serviceId}`;
+    const tkt = `${site}/tickets/${ticket.ticket.id}`;
+    const before = widgetState(t.ctx.db);
+    const routes: Array<[string, string, object?]> = [
+      ['GET', site],
+      ['PATCH', site, { name: 'Renamed' }],
+      ['DELETE', site],
+      ['POST', '/v1/sites', { service_id: 'query-site', name: 'Q', allowed_origins: ['https://q.example'] }],
+      ['POST', '/v1/keys', { type: 'secret', name: 'q' }],
+      ['DELETE', `/v1/keys/${key.json.key.id}`],
+      ['POST', `/v1/keys/${key.json.key.id}/rotate`, {}],
+      ['GET', tkt],
+      ['POST', `${tkt}/messages`, { message: 'agent' }],
+      ['PATCH', tkt, { status: 'closed' }],
+      ['GET', `${site}/signing-keys`],
+      ['POST', `${site}/signing-keys`, {}],
+      ['DELETE', `${site}/signing-keys/${sgk.json.signing_key.id}`],
+    ];
+    for (const [method, path, body] of routes) {
+      for (const q of ['?foo=1', '?limit=1', '?cursor=x']) {
+        const r = await call(t.base, method, `${path}${q}`, { key: f.sk.live, ...(body ? { body } : {}) });
+        expect([r.status, r.json?.error?.code], `${method} ${path}${q}: ${r.text}`).toEqual([400, 'invalid_request']);
+        expect(JSON.stringify(r.json.error.issues)).toContain(q.slice(1).split('=')[0]);
+      }
+    }
+    const after = widgetState(t.ctx.db);
+    expect({ ...after, rate_limits: null, keys: null }).toEqual({ ...before, rate_limits: null, keys: null });
+    const keys = await call(t.base, 'GET', '/v1/keys', { key: f.sk.live });
+    expect(keys.json.keys.find((k: Json) => k.id === key.json.key.id).revoked_at).toBeNull();
+    expect((await call(t.base, 'GET', `${site}/signing-keys`, { key: f.sk.live })).json.signing_keys).toHaveLength(1);
+    expect((await call(t.base, 'GET', site, { key: f.sk.live })).json.site.name).not.toBe('Renamed');
+    // The lists read their own parameters, and refuse unknown ones.
+    expect((await call(t.base, 'GET', `${site}/tickets?limit=1`, { key: f.sk.live })).status).toBe(200);
+    expect((await call(t.base, 'GET', `${site}/tickets?foo=1`, { key: f.sk.live })).status).toBe(400);
   });
 });
 

@@ -36,7 +36,7 @@ function visibleSites(ctx: AppContext, auth: Auth, afterId: number, limit: numbe
 export function sitesRoutes(ctx: AppContext, router: Router): void {
 
   router.get('/sites', (req, res) => {
-    const auth = authorize(ctx, req, res, 'read');
+    const auth = authorize(ctx, req, res, 'read', { takesQuery: true });
     const q = parseQuery(PageQuery, req);
     const scope = `sites:${auth.key.workspace_id}`;
     const { sites, next } = visibleSites(ctx, auth, cursorPosition(ctx, scope, q.cursor) ?? 0, q.limit ?? 50);

@@ -40,7 +40,7 @@ function allMessages(ctx: AppContext, ticket: TicketRow): MessageRow[] {
 export function ticketsRoutes(ctx: AppContext, router: Router): void {
 
   router.get('/sites/:sid/tickets', (req, res) => {
-    const auth = authorize(ctx, req, res, 'read');
+    const auth = authorize(ctx, req, res, 'read', { takesQuery: true });
     const site = siteForKey(ctx, auth, req.params.sid);
     const q = parseQuery(ListTicketsQuery, req);
     const limit = q.limit ?? 50;

@@ -10,7 +10,7 @@ const DEFAULT_DAYS = 30;
 
 export function usageRoutes(ctx: AppContext, router: Router): void {
   router.get('/sites/:sid/usage', (req, res) => {
-    const auth = authorize(ctx, req, res, 'read');
+    const auth = authorize(ctx, req, res, 'read', { takesQuery: true });
     const site = siteForKey(ctx, auth, req.params.sid);
     const q = parseQuery(UsageQuery, req);
     res.json({ usage: usageByDay(ctx.db, site.id, auth.environment, q.days ?? DEFAULT_DAYS, ctx.clock()) });
