@@ -80,7 +80,7 @@ describe('GET /v1/sites/:sid/tickets', () => {
     expect(rest.json.next_cursor).toBeNull();
   });
 
-  it('takes a cursor only on the list that returned it: not edited, made up, or from another list, site, workspace or environment', async () => {
+  it('takes a cursor only on the list that returned it: not edited, made up, or from another list, site, workspace, environment or status filter', async () => {
     for (let i = 0; i < 3; i++) addTicket(t.ctx.db, site, 'live');
     for (let i = 0; i < 3; i++) addTicket(t.ctx.db, site, 'test');
     const page = await call(t.base, 'GET', `${tickets(site)}?limit=1`, { key: f.sk.live });
@@ -98,12 +98,18 @@ describe('GET /v1/sites/:sid/tickets', () => {
       [`/v1/sites?cursor=${cursor}`, f.sk.live],
       [`${tickets(f.serviceId)}?cursor=${cursor}`, f.sk.live], // another site
       [`${tickets(sibling.serviceId)}?cursor=${cursor}`, sibling.sk.live], // another workspace
+      [`${tickets(site)}?status=open&cursor=${cursor}`, f.sk.live], // another filter of the same list
+      [`${tickets(site)}?status=closed&cursor=${cursor}`, f.sk.live],
     ] as const;
     for (const [path, key] of refused) {
       const r = await call(t.base, 'GET', path, { key });
       expect([r.status, r.json.error?.code, path]).toEqual([400, 'invalid_request', path]);
       expect(r.json.error.issues).toEqual([{ path: 'cursor', message: 'is not a cursor returned by this list' }]);
     }
+    // A cursor of one filter pages that filter.
+    const open = await call(t.base, 'GET', `${tickets(site)}?status=open&limit=1`, { key: f.sk.live });
+    expect((await call(t.base, 'GET', `${tickets(site)}?status=open&cursor=${open.json.next_cursor}`, { key: f.sk.live })).status).toBe(200);
+    expect((await call(t.base, 'GET', `${tickets(site)}?cursor=${open.json.next_cursor}`, { key: f.sk.live })).status).toBe(400);
     // A cursor of /v1/keys does not page /v1/sites either.
     const keys = await call(t.base, 'GET', '/v1/keys?limit=1', { key: f.sk.live });
     expect(keys.json.next_cursor).toEqual(expect.any(String));

@@ -44,8 +44,9 @@ export function ticketsRoutes(ctx: AppContext, router: Router): void {
     const site = siteForKey(ctx, auth, req.params.sid);
     const q = parseQuery(ListTicketsQuery, req);
     const limit = q.limit ?? 50;
-    // SQLite hands a deleted site's id out again: its creation time tells the two apart.
-    const scope = `tickets:${site.id}:${site.created_at}:${auth.environment}`;
+    // SQLite hands a deleted site's id out again: its creation time tells the two apart. The status
+    // filter is part of the list: a cursor of the open tickets does not page the closed ones.
+    const scope = `tickets:${site.id}:${site.created_at}:${auth.environment}:${q.status ?? 'all'}`;
     // One more than asked tells whether another page exists; the cursor is the last seq returned.
     const rows = listTickets(ctx.db, {
       siteId: site.id, environment: auth.environment, status: q.status,
