@@ -3,7 +3,7 @@
 // resets, hides and covers everything.
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { hitTest, keepScreenshot, sendMessage, widget } from './lib/browser.js';
+import { hitTest, keepScreenshot, launcherFocused, sendMessage, widget } from './lib/browser.js';
 import { scriptTag, shopPage } from './lib/host.js';
 import { useE2e } from './lib/suite.js';
 
@@ -211,5 +211,58 @@ describe('a host page with hostile CSS', () => {
     await page.mouse.click(hit.x, hit.y);
     await w.dialog.waitFor({ state: 'visible' });
     expect((await hitTest(page, w.textbox)).hitsTarget).toBe(true);
+  });
+});
+
+describe('a host page whose <body> is a containing block for position:fixed', () => {
+  // transform, filter, will-change:transform, contain:paint and perspective on <body> (page
+  // transition and smooth-scroll libraries set them) make fixed elements inside it scroll with it.
+  const BODY_CSS = '<style>body{transform:translateZ(0);min-height:3000px}</style>';
+
+  it('keeps the launcher and the panel in the viewport, with focus return, z-index and the shadow root intact', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/transformed', shopPage(scriptTag(parley.base, site, 'data-z-index="7"'), { head: BODY_CSS }));
+    const { page } = await e.session('body containing block');
+    const w = widget(page);
+    const inViewport = async (box: { x: number; y: number; width: number; height: number } | null) => {
+      const v = page.viewportSize()!;
+      expect(box).not.toBeNull();
+      expect(box!.y).toBeGreaterThanOrEqual(0);
+      expect(box!.x + box!.width).toBeLessThanOrEqual(v.width);
+      expect(box!.y + box!.height).toBeLessThanOrEqual(v.height);
+    };
+
+    await page.goto(url);
+    await w.launcher.waitFor({ state: 'visible' });
+    expect(await page.evaluate(() => getComputedStyle(document.body).transform)).not.toBe('none');
+    await inViewport(await w.launcher.boundingBox());
+    await page.mouse.wheel(0, 1200);
+    await expect.poll(() => page.evaluate(() => scrollY)).toBeGreaterThan(0);
+    await inViewport(await w.launcher.boundingBox());
+    expect(await w.host.evaluate((el) => [Boolean(el.shadowRoot), getComputedStyle(el).zIndex])).toEqual([true, '7']);
+    expect((await hitTest(page, w.launcher)).hitsTarget).toBe(true);
+
+    await w.launcher.focus();
+    await page.keyboard.press('Enter');
+    await w.dialog.waitFor({ state: 'visible' });
+    await inViewport(await w.dialog.boundingBox());
+    await page.keyboard.press('Escape');
+    await w.dialog.waitFor({ state: 'detached' });
+    expect(await launcherFocused(page)).toBe(true);
+  });
+
+  it('still fills a phone screen with the open panel', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/transformed-phone', shopPage(scriptTag(parley.base, site), { head: BODY_CSS.replace('transform:translateZ(0)', 'filter:saturate(1.01)') }));
+    const { page } = await e.session('body containing block phone', { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const w = widget(page);
+    await page.goto(url);
+    await page.evaluate(() => scrollTo(0, 1500));
+    await w.launcher.tap();
+    await w.dialog.waitFor({ state: 'visible' });
+    const panel = (await w.dialog.boundingBox())!;
+    expect([panel.x, panel.y, panel.width, panel.height].map(Math.round)).toEqual([0, 0, 390, 844]);
   });
 });

@@ -67,7 +67,8 @@ describe('reading the script tag', () => {
     }
     document.dispatchEvent(new Event('DOMContentLoaded'));
     await waitFor(() => expect(launcher()).toBeTruthy());
-    expect(document.body.contains(document.querySelector('parley-widget'))).toBe(true);
+    // Beside <body>, not in it: a transformed body must not become its containing block.
+    expect(document.querySelector('parley-widget')?.parentElement).toBe(document.documentElement);
   });
 
   it.each([
@@ -123,7 +124,7 @@ describe('reading the script tag', () => {
     expect(String(errors.mock.calls[0]![0])).toMatch(/included twice/);
   });
 
-  it('puts its widget back, not a second one, when the page swapped <body> and ran the tag again', async () => {
+  it('keeps its widget, not a second one, when the page swapped <body> and ran the tag again', async () => {
     addTag({ 'data-key': KEY, 'data-service-id': SERVICE_ID });
     await import('./main.tsx');
     await waitFor(() => expect(launcher()).toBeTruthy());
@@ -133,7 +134,23 @@ describe('reading the script tag', () => {
     addTag({ 'data-key': KEY, 'data-service-id': SERVICE_ID });
     await import('./main.tsx');
     expect([...document.querySelectorAll('parley-widget')]).toEqual([first]);
-    expect(document.body.contains(first)).toBe(true);
+    expect(first!.isConnected).toBe(true);
+    expect(errors).not.toHaveBeenCalled();
+    // A real second tag on the new page is still reported.
+    vi.resetModules();
+    await import('./main.tsx');
+    expect(String(errors.mock.calls[0]![0])).toMatch(/included twice/);
+  });
+
+  it('puts its widget back when the page removed it and ran the tag again', async () => {
+    addTag({ 'data-key': KEY, 'data-service-id': SERVICE_ID });
+    await import('./main.tsx');
+    await waitFor(() => expect(launcher()).toBeTruthy());
+    const first = document.querySelector('parley-widget')!;
+    first.remove();
+    vi.resetModules();
+    await import('./main.tsx');
+    expect([...document.querySelectorAll('parley-widget')]).toEqual([first]);
     expect(errors).not.toHaveBeenCalled();
   });
 

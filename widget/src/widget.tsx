@@ -13,6 +13,8 @@ import { readTag } from './tag.ts';
 /** Marks window.Parley as a running widget's, and leads to that widget's host element. */
 const MARK = Symbol.for('parley.host');
 type Marked = Window & { Parley?: { [MARK]?: HTMLElement } };
+/** The host remembers the <body> it was mounted beside, to tell a second tag from a swapped body. */
+type Mounted = HTMLElement & { [MARK]?: HTMLElement | null };
 
 export interface BootOptions {
   script: HTMLScriptElement | null;
@@ -40,9 +42,13 @@ export function boot(o: BootOptions): Widget | null {
   // The host alone misses a first copy still waiting for <body> (two tags in <head>).
   const first = doc.querySelector(HOST_TAG) ?? (win as Marked).Parley?.[MARK];
   if (first) {
-    // A page that swapped its <body> (Turbo-style navigation) and ran the tag again gets the first widget back.
-    if (first.isConnected || !doc.body) console.error('Parley: the widget script is included twice on this page; keep one tag.');
-    else doc.body.appendChild(first);
+    // A page that swapped its <body> (Turbo-style navigation) and ran the tag again keeps the first
+    // widget, which lives outside <body>; one that removed it gets it back.
+    if (!doc.body || (first.isConnected && (first as Mounted)[MARK] === doc.body)) console.error('Parley: the widget script is included twice on this page; keep one tag.');
+    else {
+      (first as Mounted)[MARK] = doc.body;
+      if (!first.isConnected) doc.documentElement.appendChild(first);
+    }
     return null;
   }
   const tag = readTag(o.script);
@@ -136,8 +142,11 @@ export function boot(o: BootOptions): Widget | null {
     for (const fn of readyQueue.splice(0)) fn();
   });
 
+  // A child of <html>, not of <body>: a body with transform, filter, contain or perspective would
+  // be the containing block of position:fixed, and the launcher would sit at the document's end.
   const mount = () => {
-    (doc.body ?? doc.documentElement).appendChild(host);
+    (host as Mounted)[MARK] = doc.body;
+    doc.documentElement.appendChild(host);
     render(<App store={store} shadow={shadow} />, shadow);
   };
   if (doc.body) mount();
