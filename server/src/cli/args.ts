@@ -43,8 +43,10 @@ export function printUsage(usage: string): number {
 
 /** Parses `argv` strictly; unknown flags and missing values become a UsageError. */
 export function parse(argv: string[], options: Options, usage: string) {
+  const all = { ...COMMON, ...options };
+  let parsed;
   try {
-    return parseArgs({ args: argv, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options: all, allowPositionals: true, strict: true, tokens: true });
   } catch (err) {
     // node's messages for unknown options go on with advice about `--`; the first sentence is enough.
     let first = (err as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '');
@@ -52,6 +54,15 @@ export function parse(argv: string[], options: Options, usage: string) {
     if (ambiguous) first = `${ambiguous[1]} needs a value (write ${ambiguous[1]}=VALUE for one that starts with -)`;
     throw new UsageError(first, usage);
   }
+  // parseArgs keeps the last of a repeated flag: `--name A --name B` would quietly drop A.
+  const seen = new Set<string>();
+  for (const t of parsed.tokens) {
+    if (t.kind !== 'option' || all[t.name]?.multiple) continue;
+    if (seen.has(t.name)) throw new UsageError(`--${t.name} is given more than once`, usage);
+    seen.add(t.name);
+  }
+  const { tokens: _tokens, ...rest } = parsed;
+  return rest;
 }
 
 /** A whole number flag within bounds, or a UsageError naming the flag. */

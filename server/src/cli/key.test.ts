@@ -118,6 +118,8 @@ describe('parley key create', () => {
     [['key', 'revoke', 'key_nope'], /no key/],
     [['key', 'rotate', 'key_nope'], /no key/],
     [['key', 'list', '--env', 'staging'], /--env/],
+    [['key', 'create', '--type', 'secret', '--name', 'x', '--name', 'y'], /--name is given more than once/],
+    [['key', 'list', '--env', 'live', '--env', 'test'], /--env is given more than once/],
   ])('%j is a usage error naming %s', async (args, named) => {
     const before = (await json('key', 'list')).keys.length;
     expect(await usageError(...(args as string[]))).toMatch(named as RegExp);
@@ -181,9 +183,18 @@ describe('parley key revoke and rotate', () => {
     for (const bad of ['-1', '604801', 'soon']) expect(await usageError('key', 'rotate', key.id, '--grace-seconds', bad)).toMatch(/--grace-seconds/);
   });
 
-  it('with several workspaces, --workspace is needed to create or list', async () => {
-    await json('workspace', 'create', 'Second');
+  it('with several workspaces, --workspace is needed to create, list, revoke or rotate, and names whose key it is', async () => {
+    const first = (await json('key', 'create', '--type', 'secret', '--name', 'first-ws')).key;
+    const second = await json('workspace', 'create', 'Second');
     expect(await usageError('key', 'list')).toMatch(/--workspace/);
     expect(await usageError('key', 'create', '--type', 'secret', '--name', 'x')).toMatch(/--workspace/);
+    expect(await usageError('key', 'revoke', first.id)).toMatch(/--workspace/);
+    expect(await usageError('key', 'rotate', first.id)).toMatch(/--workspace/);
+    // Another workspace's key is no key of this one.
+    expect(await usageError('key', 'revoke', first.id, '--workspace', second.workspace.id)).toMatch(/no key/);
+    const listed = (await json('key', 'list', '--workspace', second.workspace.id)).keys.map((k: any) => k.id);
+    expect(listed).not.toContain(first.id);
+    const mine = second.keys.live;
+    expect((await json('key', 'revoke', mine.id, '--workspace', second.workspace.id)).key.revoked_at).not.toBeNull();
   });
 });

@@ -77,11 +77,15 @@ function describe(k: ReturnType<typeof keyToApi>): string {
     (k.exposed_at ? `  EXPOSED ${k.exposed_at}` : '');
 }
 
-/** A key by id, within the workspace when --workspace names one. */
+/**
+ * A key by id, within the workspace --workspace names, or the only one (SPEC 10: with several
+ * workspaces --workspace is required, here too: a mistyped id never reaches another customer's key).
+ */
 function keyById(db: DB, id: string | undefined, workspace: string | undefined, sub: string): KeyWithSite {
   if (!id) throw new UsageError(`key ${sub} takes exactly one key id`, USAGE);
+  const workspaceId = resolveWorkspace(db, workspace);
   const row = findKeyById(db, id);
-  if (!row || (workspace !== undefined && row.workspace_id !== resolveWorkspace(db, workspace))) {
+  if (!row || row.workspace_id !== workspaceId) {
     throw new UsageError(`no key ${JSON.stringify(id)}`);
   }
   return row;
