@@ -128,7 +128,7 @@ export function createStore(d: StoreDeps) {
   }
 
   /**
-   * Adds server messages not yet shown; `live` ones count as unread while the panel is closed.
+   * Adds server messages not yet shown, before the local ones; `live` ones count as unread while the panel is closed.
    *
    * A visitor message that is not yet shown but has the text of one still sending or "Not sent"
    * is most likely that one: its POST reached the server and the stream (or a catch-up) brought
@@ -152,7 +152,9 @@ export function createStore(d: StoreDeps) {
       if (m.author === 'agent') lastAgent = m.id;
       if (items.some((i) => i.key === m.id)) continue;
       const item: Item = { key: m.id, author: m.author, authorName: m.author_name, body: m.body };
-      const at = replacing ? items.findIndex((i) => i.key === replacing) : -1;
+      // Server messages in the server's order, then the visitor's not yet confirmed: a message sent
+      // (or retried) after replies came is placed after them, where the server and a reload have it.
+      const at = items.findIndex((i) => i.state);
       items = at >= 0 ? [...items.slice(0, at), item, ...items.slice(at)] : [...items, item];
       const mine =
         replacing || m.author !== 'visitor'

@@ -411,6 +411,21 @@ describe('never losing a message', () => {
     expect([...fake.tickets.values()][0]!.messages.map((m) => m.body)).toEqual(['Hello', 'Are you there?']);
   });
 
+  it('places a retried message after the replies that came while it was "Not sent", as the server orders it', async () => {
+    const { ticketId } = await chatLive('First');
+    fake.failNext((r) => r.method === 'POST', 'network');
+    await type('Sent while offline');
+    expect(await ui().findByText('Not sent')).toBeTruthy();
+    fake.agentReply(ticketId, 'Reply A');
+    fake.agentReply(ticketId, 'Reply B');
+    await ui().findByText('Reply B');
+    fireEvent.click(ui().getByRole('button', { name: 'Retry' }));
+    await waitFor(() => expect(ui().queryByText('Not sent')).toBeNull());
+    const order = ['First', 'Reply A', 'Reply B', 'Sent while offline'];
+    expect(fake.tickets.get(ticketId)!.messages.map((m) => m.body)).toEqual(order);
+    expect([...root().querySelectorAll('li.m:not(:first-child) .b')].map((b) => b.textContent)).toEqual(order);
+  });
+
   it('gives every new message its own Idempotency-Key', async () => {
     widget = start(fake);
     await openPanel();
