@@ -1,10 +1,10 @@
 // The widget's state in one place, and every action that changes it: start-up, sending with
 // retries that reuse their Idempotency-Key, live replies, unread count, identity and reset.
 import type { Message } from '@parley/shared';
-import { type Api, ApiError, type CreateTicketRequest, newIdempotencyKey } from './api.ts';
+import { type Api, ApiError, newIdempotencyKey } from './api.ts';
 import type { Emitter } from './events.ts';
 import { follow, type FollowOptions } from './sse.ts';
-import type { Saved, VisitorStorage } from './storage.ts';
+import type { Saved, Unsent as Outgoing, VisitorStorage } from './storage.ts';
 
 export const MAX_MESSAGE = 5000;
 /** The most messages one GET of a ticket's messages returns (SPEC 6: oldest first, at most 100). */
@@ -42,13 +42,6 @@ export interface State {
   announcement: string;
 }
 
-interface Outgoing {
-  message: string;
-  visitor?: CreateTicketRequest['visitor'];
-  idempotencyKey: string;
-  /** The exact create body of the first attempt: a retry must repeat it byte for byte. */
-  body?: CreateTicketRequest;
-}
 
 export interface StoreDeps {
   api: Api;
@@ -110,6 +103,9 @@ export function createStore(d: StoreDeps) {
   let startAgain: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
   let silent = 0; // GET /config failures in a row that had no answer at all
+
+  /** Writes the ticket and the messages not yet confirmed (so a reload keeps them); clears when there are neither. */
+  const save = () => d.storage.set(saved, [...outbox.values()]);
 
   function set(patch: Partial<State>): void {
     state = { ...state, ...patch };
@@ -180,13 +176,13 @@ export function createStore(d: StoreDeps) {
   function seen(): void {
     if (saved && state.open && lastAgent && saved.seen !== lastAgent) {
       saved.seen = lastAgent; // mutated, not replaced: requests in flight compare `saved` by identity
-      d.storage.set(saved);
+      save();
     }
   }
 
   function adopt(next: Saved, write: boolean): void {
     saved = next;
-    if (write) d.storage.set(next);
+    if (write) save();
     set({ hasTicket: true });
   }
 
@@ -196,7 +192,7 @@ export function createStore(d: StoreDeps) {
     stopStream = undefined;
     saved = null;
     lastId = lastAgent = undefined;
-    d.storage.clear();
+    save();
     set({ hasTicket: false, closed: false, items: state.items.filter((i) => i.state) });
   }
 
@@ -325,6 +321,7 @@ export function createStore(d: StoreDeps) {
           ...(/^https?:/.test(win.location.href) && { page_url: win.location.href.slice(0, 2048) }),
           ...(userToken && { user_token: userToken }),
         };
+        save(); // the visitor pressed Send: from now on the message survives a reload
         const res = await d.api.createTicket(out.body, out.idempotencyKey);
         if (at !== epoch) return;
         outbox.delete(key);
@@ -332,9 +329,11 @@ export function createStore(d: StoreDeps) {
         merge(res.messages, false, key);
         startStream();
       } else {
+        save();
         const res = await d.api.postMessage(saved.ticketId, saved.visitorToken, out.message, out.idempotencyKey);
         if (at !== epoch) return;
         outbox.delete(key);
+        save();
         merge([res.message], false, key);
         if (state.closed) set({ closed: false });
       }
@@ -357,6 +356,7 @@ export function createStore(d: StoreDeps) {
       // The request will differ (another endpoint or token), so it needs its own key.
       out.body = undefined;
       out.idempotencyKey = newIdempotencyKey();
+      save();
     };
     let notice = e.status === 0 ? TEXT.offline : e.status === 400 ? `Message not sent: ${e.message}` : TEXT.failed;
     let wait = 0;
@@ -437,6 +437,13 @@ export function createStore(d: StoreDeps) {
       d.emitter.emit('ready');
       setOpen(wantOpen);
       const stored = d.storage.get();
+      // Messages that were not confirmed before the reload: "Not sent", with Retry (their own
+      // Idempotency-Key, so a copy the server did store is confirmed, not doubled: see merge).
+      for (const u of d.storage.unsent()) {
+        if (outbox.has(u.key)) continue;
+        outbox.set(u.key, u);
+        set({ items: [...state.items, { key: u.key, author: 'visitor', authorName: null, body: u.message, state: 'failed' }] });
+      }
       if (stored && !saved) {
         adopt(stored, false);
         await load();
@@ -452,7 +459,7 @@ export function createStore(d: StoreDeps) {
       if (!message || message.length > MAX_MESSAGE || state.phase !== 'ready') return false;
       const key = newIdempotencyKey();
       const who = visitor && (visitor.name || visitor.email) ? visitor : undefined;
-      outbox.set(key, { message, visitor: who, idempotencyKey: key });
+      outbox.set(key, { key, message, visitor: who, idempotencyKey: key });
       set({ items: [...state.items, { key, author: 'visitor', authorName: null, body: message, state: 'sending' }] });
       enqueue(key);
       return true;

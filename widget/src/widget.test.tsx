@@ -314,7 +314,7 @@ describe('never losing a message', () => {
     await type('Please keep me');
     expect(await ui().findByText('Not sent')).toBeTruthy();
     expect(ui().getByText('Please keep me')).toBeTruthy();
-    expect(saved()).toBeNull();
+    expect(JSON.parse(saved()!)).toEqual({ outbox: [expect.objectContaining({ message: 'Please keep me' })] }); // no ticket yet
     fireEvent.click(ui().getByRole('button', { name: 'Retry' }));
     await waitFor(() => expect(fake.tickets.size).toBe(1));
     await waitFor(() => expect(ui().queryByText('Not sent')).toBeNull());
@@ -424,6 +424,49 @@ describe('never losing a message', () => {
     const order = ['First', 'Reply A', 'Reply B', 'Sent while offline'];
     expect(fake.tickets.get(ticketId)!.messages.map((m) => m.body)).toEqual(order);
     expect([...root().querySelectorAll('li.m:not(:first-child) .b')].map((b) => b.textContent)).toEqual(order);
+  });
+
+  it.each([
+    ['a first message (no ticket yet)', false],
+    ['a message to a stored ticket', true],
+  ])('keeps %s that was not sent across a reload, "Not sent" with Retry and the same Idempotency-Key', async (_, hasTicket) => {
+    widget = start(fake);
+    await openPanel();
+    if (hasTicket) {
+      await type('First');
+      await waitFor(() => expect(fake.openStreams()).toBe(1));
+    }
+    fake.failNext((r) => r.method === 'POST', 'network');
+    await type('Important unsent message');
+    expect(await ui().findByText('Not sent')).toBeTruthy();
+    widget.destroy();
+
+    widget = start(fake); // the reload
+    await openPanel();
+    expect(await ui().findByText('Not sent')).toBeTruthy();
+    expect(ui().getByText('Important unsent message')).toBeTruthy();
+    expect(fake.requests.filter((r) => r.method === 'POST')).toHaveLength(hasTicket ? 2 : 1); // nothing resent by itself
+    fireEvent.click(ui().getByRole('button', { name: 'Retry' }));
+    await waitFor(() => expect(ui().queryByText('Not sent')).toBeNull());
+    const posts = fake.requests.filter((r) => r.method === 'POST').slice(-2);
+    expect(posts[1]!.headers['idempotency-key']).toBe(posts[0]!.headers['idempotency-key']);
+    expect(posts[1]!.body).toEqual(posts[0]!.body);
+    expect([...fake.tickets.values()][0]!.messages.map((m) => m.body)).toEqual([...(hasTicket ? ['First'] : []), 'Important unsent message']);
+    expect(JSON.parse(saved()!)).not.toHaveProperty('outbox');
+  });
+
+  it('keeps an unsent message in memory when localStorage throws', async () => {
+    vi.spyOn(Storage.prototype, 'setItem').mockImplementation(() => {
+      throw new DOMException('blocked', 'SecurityError');
+    });
+    widget = start(fake);
+    await openPanel();
+    fake.failNext((r) => r.method === 'POST', 'network');
+    await type('Kept in memory');
+    expect(await ui().findByText('Not sent')).toBeTruthy();
+    fireEvent.click(ui().getByRole('button', { name: 'Retry' }));
+    await waitFor(() => expect(fake.tickets.size).toBe(1));
+    expect(errors).not.toHaveBeenCalled();
   });
 
   it('gives every new message its own Idempotency-Key', async () => {
