@@ -11,6 +11,8 @@ export const MAX_MESSAGE = 5000;
 export const MESSAGES_PAGE = 100;
 /** Start-up attempts in a row with no answer before the widget gives up (see start()). */
 export const NO_ANSWER_TRIES = 8;
+/** Replies kept in the live region: each is read out once when added; a catch-up flood is cut to the newest. */
+export const ANNOUNCED = 5;
 
 export interface Item {
   /** The message id once the server has it; the local id while it is being sent. */
@@ -38,8 +40,8 @@ export interface State {
   ticking: boolean;
   hasTicket: boolean;
   closed: boolean;
-  /** Latest text for the aria-live region. */
-  announcement: string;
+  /** The latest announcements for the aria-live region, [message id, text], oldest first (at most ANNOUNCED). */
+  announcements: [string, string][];
 }
 
 
@@ -84,7 +86,7 @@ export function createStore(d: StoreDeps) {
     ticking: false,
     hasTicket: false,
     closed: false,
-    announcement: '',
+    announcements: [],
   };
   const listeners = new Set<() => void>();
   const outbox = new Map<string, Outgoing>();
@@ -141,7 +143,7 @@ export function createStore(d: StoreDeps) {
   function merge(messages: Message[], live: boolean, replacing?: string): void {
     let items = state.items;
     let unread = state.unread;
-    let announcement = state.announcement;
+    let announcements = state.announcements;
     const fresh: Message[] = [];
     for (const m of messages) {
       lastId = m.id;
@@ -163,11 +165,11 @@ export function createStore(d: StoreDeps) {
       fresh.push(m);
       if (live && m.author === 'agent') {
         if (!state.open) unread++;
-        announcement = `${m.author_name || state.siteName}: ${m.body}`;
+        announcements = [...announcements, [m.id, `${m.author_name || state.siteName}: ${m.body}`]].slice(-ANNOUNCED) as State['announcements'];
       }
     }
     if (replacing) items = items.filter((i) => i.key !== replacing);
-    set({ items, unread, announcement });
+    set({ items, unread, announcements });
     seen();
     for (const m of fresh) d.emitter.emit('message', m);
   }
@@ -499,7 +501,7 @@ export function createStore(d: StoreDeps) {
       forget();
       userToken = undefined;
       notify('');
-      set({ items: [], unread: 0, announcement: '' });
+      set({ items: [], unread: 0, announcements: [] });
       if (requireIdentity && state.phase === 'ready') {
         setOpen(false);
         set({ phase: 'identify' });

@@ -71,8 +71,11 @@ export class App extends Component<Props> {
           onToggle={() => store.setOpen(!state.open)}
         />
         {state.open && <Panel state={state} store={store} />}
-        <div class="sr" aria-live="polite" aria-atomic="true">
-          {state.announcement}
+        {/* One element per reply, added and never rewritten, so several that arrive together are each read out. */}
+        <div class="sr" aria-live="polite">
+          {state.announcements.map(([id, text]) => (
+            <p key={id}>{text}</p>
+          ))}
         </div>
       </div>
     );
