@@ -1,4 +1,4 @@
-// Idempotency records of widget POSTs: the first response to a key within a scope, kept 24 hours.
+// Idempotency records of widget and management POSTs: the first response to a key within a scope, kept 24 hours.
 import type { DB } from './open.js';
 import { perDb } from './prepare.js';
 

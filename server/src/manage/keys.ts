@@ -8,14 +8,17 @@ import { encodeCursor } from '../db/cursors.js';
 import { parseOr400 } from '../errors.js';
 import { callerFromAuth, createKey, listKeysFor, revokeKeyNow, rotateKey } from '../services/keys.js';
 import { authorize, cursorPosition, parseQuery, takesNoBody } from './access.js';
+import { idempotentCreate } from './idempotent.js';
 
 export function keysRoutes(ctx: AppContext, router: Router): void {
 
   router.post('/keys', (req, res) => {
     const auth = authorize(ctx, req, res, 'admin');
     const body = parseOr400(CreateKeyBody, req.body);
-    const minted = createKey(ctx.db, callerFromAuth(auth), body, ctx.clock());
-    res.status(201).json({ key: keyToApi(minted.row, minted.secret) });
+    idempotentCreate(ctx, req, res, auth, 'POST /keys', () => {
+      const minted = createKey(ctx.db, callerFromAuth(auth), body, ctx.clock());
+      return { key: keyToApi(minted.row, minted.secret) };
+    }, { sealed: true });
   });
 
   router.get('/keys', (req, res) => {
@@ -36,8 +39,10 @@ export function keysRoutes(ctx: AppContext, router: Router): void {
   router.post('/keys/:id/rotate', (req, res) => {
     const auth = authorize(ctx, req, res, 'admin');
     const body = parseOr400(RotateKeyBody, req.body);
-    const { key } = rotateKey(ctx.db, callerFromAuth(auth), req.params.id, body.grace_seconds ?? 0, ctx.clock());
-    res.status(201).json({ key: keyToApi(key.row, key.secret) });
+    idempotentCreate(ctx, req, res, auth, `POST /keys/${req.params.id}/rotate`, () => {
+      const { key } = rotateKey(ctx.db, callerFromAuth(auth), req.params.id, body.grace_seconds ?? 0, ctx.clock());
+      return { key: keyToApi(key.row, key.secret) };
+    }, { sealed: true });
   });
 
 }

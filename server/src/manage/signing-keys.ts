@@ -10,20 +10,23 @@ import { ApiError, parseOr400 } from '../errors.js';
 import { p256PublicKeySpki } from '../identity/verify.js';
 import { newId } from '../util.js';
 import { authorize, takesNoBody } from './access.js';
+import { idempotentCreate } from './idempotent.js';
 
 const MAX_ACTIVE = 2;
 
 export function signingKeysRoutes(ctx: AppContext, router: Router): void {
-  const access = (req: Request, res: Response, scope: 'read' | 'admin') =>
-    siteForKey(ctx, authorize(ctx, req, res, scope), String(req.params.sid));
+  const access = (req: Request, res: Response, scope: 'read' | 'admin') => {
+    const auth = authorize(ctx, req, res, scope);
+    return { auth, site: siteForKey(ctx, auth, String(req.params.sid)) };
+  };
 
   router.get('/sites/:sid/signing-keys', (req, res) => {
-    const site = access(req, res, 'read');
+    const { site } = access(req, res, 'read');
     res.json({ signing_keys: listSigningKeys(ctx.db, site.id).map(signingKeyToApi), next_cursor: null });
   });
 
   router.post('/sites/:sid/signing-keys', async (req, res) => {
-    const site = access(req, res, 'admin');
+    const { auth, site } = access(req, res, 'admin');
     const body = parseOr400(CreateSigningKeyBody, req.body);
     let publicPem: string;
     let privatePem: string | undefined;
@@ -43,18 +46,19 @@ export function signingKeysRoutes(ctx: AppContext, router: Router): void {
       publicPem = (await exportSPKI(pair.publicKey)).trim();
       privatePem = await exportPKCS8(pair.privateKey);
     }
-    const row = { id: newId('sgk'), site_id: site.id, public_key_pem: publicPem, created_at: ctx.clock() };
-    ctx.db.transaction(() => {
+    // A retry with the same Idempotency-Key gets the first key (and its private key) back, not a second one.
+    idempotentCreate(ctx, req, res, auth, `POST /sites/${site.id}:${site.created_at}/signing-keys`, () => {
       if (countSigningKeys(ctx.db, site.id) >= MAX_ACTIVE) {
         throw new ApiError('invalid_request', `A site has at most ${MAX_ACTIVE} signing keys; delete one before adding another.`);
       }
+      const row = { id: newId('sgk'), site_id: site.id, public_key_pem: publicPem, created_at: ctx.clock() };
       insertSigningKey(ctx.db, row);
-    }).immediate();
-    res.status(201).json({ signing_key: signingKeyToApi(row), ...(privatePem ? { private_key_pem: privatePem } : {}) });
+      return { signing_key: signingKeyToApi(row), ...(privatePem ? { private_key_pem: privatePem } : {}) };
+    }, { sealed: true });
   });
 
   router.delete('/sites/:sid/signing-keys/:id', (req, res) => {
-    const site = access(req, res, 'admin');
+    const { site } = access(req, res, 'admin');
     takesNoBody(req);
     if (!deleteSigningKey(ctx.db, String(req.params.id), site.id)) throw new ApiError('not_found', 'No such signing key.');
     res.status(204).end();

@@ -10,6 +10,7 @@ import { encodeCursor } from '../db/cursors.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import { createSite } from '../services/provisioning.js';
 import { authorize, cursorPosition, parseQuery, takesNoBody } from './access.js';
+import { idempotentCreate } from './idempotent.js';
 
 function restriction(auth: Auth): string[] | null {
   return auth.key.sites ? (JSON.parse(auth.key.sites) as string[]) : null;
@@ -57,11 +58,10 @@ export function sitesRoutes(ctx: AppContext, router: Router): void {
     }
     // A test key never mints a live key: it gets the test publishable key only (live is null).
     const environments = auth.environment === 'live' ? (['live', 'test'] as const) : (['test'] as const);
-    const { site, keys } = createSite(ctx.db, auth.key.workspace_id, body, ctx.clock(), environments);
-    res.status(201).json({
-      site: siteToApi(site),
-      publishable_keys: { live: keys.live?.secret ?? null, test: keys.test?.secret ?? null },
-    });
+    idempotentCreate(ctx, req, res, auth, 'POST /sites', () => {
+      const { site, keys } = createSite(ctx.db, auth.key.workspace_id, body, ctx.clock(), environments);
+      return { site: siteToApi(site), publishable_keys: { live: keys.live?.secret ?? null, test: keys.test?.secret ?? null } };
+    }, { sealed: true });
   });
 
   router.patch('/sites/:sid', (req, res) => {

@@ -14,6 +14,7 @@ import { ApiError, parseOr400 } from '../errors.js';
 import { newId } from '../util.js';
 import { encodeCursor } from '../db/cursors.js';
 import { authorize, cursorPosition, parseQuery } from './access.js';
+import { idempotentCreate } from './idempotent.js';
 
 const MESSAGE_PAGE = 500;
 
@@ -67,16 +68,17 @@ export function ticketsRoutes(ctx: AppContext, router: Router): void {
     const auth = authorize(ctx, req, res, 'write');
     const ticket = ticketFor(ctx, auth, req);
     const body = parseOr400(AgentReplyBody, req.body);
-    const message = ctx.db.transaction(() => {
+    // A reply retried after a lost response must not reach the visitor twice: Idempotency-Key.
+    const written = idempotentCreate(ctx, req, res, auth, `POST /tickets/${ticket.id}/messages`, () => {
       // The ticket may have gone (site deleted) between the lookup and this write.
       if (!findTicketById(ctx.db, ticket.id)) throw new ApiError('not_found', 'No such ticket.');
-      return insertMessage(ctx.db, {
+      const message = insertMessage(ctx.db, {
         id: newId('msg'), ticket_seq: ticket.seq, author: 'agent', author_name: body.author_name ?? null,
         body: body.message, created_at: ctx.clock(),
       });
-    }).immediate();
-    ctx.events.notify();
-    res.status(201).json({ message: messageToApi(message, ticket.id) });
+      return { message: messageToApi(message, ticket.id) };
+    }, { sealed: false });
+    if (written) ctx.events.notify();
   });
 
   router.patch('/sites/:sid/tickets/:id', (req, res) => {
