@@ -37,6 +37,43 @@ describe('a keyboard user', () => {
   });
 });
 
+describe('a keyboard user in forced colours (Windows High Contrast)', () => {
+  it('sees a focus ring, and the edges of the launcher, the panel and the bubbles', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/forced', shopPage(scriptTag(parley.base, site)));
+    const { page } = await e.session('manners forced colours');
+    const w = widget(page);
+    await page.emulateMedia({ forcedColors: 'active' });
+    /** The outline as drawn: forced colours drop box-shadow, but draw an outline in a system colour. */
+    const edge = (el: Element) => {
+      const s = getComputedStyle(el);
+      const visible = (style: string, width: string, color: string) => style !== 'none' && Number.parseFloat(width) > 0 && !/rgba\(.*, 0\)|transparent/.test(color);
+      return visible(s.outlineStyle, s.outlineWidth, s.outlineColor) || visible(s.borderTopStyle, s.borderTopWidth, s.borderTopColor);
+    };
+
+    await page.goto(url);
+    await w.launcher.waitFor({ state: 'visible' });
+    expect(await page.evaluate(() => matchMedia('(forced-colors: active)').matches)).toBe(true);
+    expect(await w.launcher.evaluate(edge)).toBe(true);
+    for (let tabs = 0; tabs < 10 && !(await launcherFocused(page)); tabs++) await page.keyboard.press('Tab');
+    expect(await w.launcher.evaluate((el) => Number.parseFloat(getComputedStyle(el).outlineWidth))).toBeGreaterThanOrEqual(2);
+    await page.keyboard.press('Enter');
+    await w.dialog.waitFor({ state: 'visible' });
+    expect(await w.dialog.evaluate(edge)).toBe(true);
+    expect(await w.dialog.locator('li.m').first().evaluate(edge)).toBe(true);
+    await page.keyboard.press('Shift+Tab');
+    await page.keyboard.press('Shift+Tab');
+    await page.keyboard.press('Shift+Tab'); // message box, email, name, then the header's close button
+    const focused = await page.evaluate(() => {
+      const el = document.querySelector('parley-widget')!.shadowRoot!.activeElement!;
+      const s = getComputedStyle(el);
+      return [el.getAttribute('aria-label'), s.outlineStyle, Number.parseFloat(s.outlineWidth) >= 2];
+    });
+    expect(focused).toEqual(['Close chat', 'solid', true]);
+  });
+});
+
 describe('a visitor writing a longer message', () => {
   it('sees the message box grow with each line, up to a limit after which it scrolls', async () => {
     const { parley, host } = e;

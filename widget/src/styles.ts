@@ -3,6 +3,8 @@
 // those beat even the page's own !important rules on the host element.
 // Fields are 16px: iOS Safari zooms the page into any smaller field a visitor taps.
 // The focus ring's selector outranks `.launcher`, whose drop shadow would otherwise replace it.
+// Forced colours (Windows High Contrast) drop box-shadow but paint outlines in a system colour: the
+// transparent outlines are the focus ring and the edges of launcher, panel and bubbles there.
 // overflow-wrap is inherited: set once on the list, it reaches every bubble and name label.
 // The full-screen layout is for screens under 480px wide or tall (a phone either way up), written as
 // one `not ... and ...` query rather than a comma list, which happy-dom (the unit tests) cannot read.
@@ -14,7 +16,8 @@ export const CSS = `\
 button,a,textarea,input{pointer-events:auto}\
 button{cursor:pointer;border:0;background:none}\
 :focus{outline:none}\
-.root :focus-visible{box-shadow:0 0 0 2px #fff,0 0 0 5px #000}\
+.launcher,.panel,.m{outline:1px solid transparent}\
+.root :focus-visible{outline:2px solid transparent;box-shadow:0 0 0 2px #fff,0 0 0 5px #000}\
 .launcher{position:fixed;right:20px;bottom:calc(20px + env(safe-area-inset-bottom,0px));width:56px;height:56px;border-radius:28px;display:flex;align-items:center;justify-content:center;background:var(--pc);color:var(--pf);box-shadow:0 4px 16px rgba(0,0,0,.25)}\
 .left .launcher{right:auto;left:20px}\
 .launcher svg{width:26px;height:26px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}\
