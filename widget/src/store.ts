@@ -320,7 +320,8 @@ export function createStore(d: StoreDeps) {
         out.body ??= {
           message: out.message,
           ...(out.visitor && { visitor: out.visitor }),
-          ...(/^https?:/.test(win.location.href) && { page_url: win.location.href.slice(0, 2048) }),
+          // Without the #fragment: OAuth implicit flows and magic links put tokens there. The query is kept.
+          ...(/^https?:/.test(win.location.href) && { page_url: win.location.href.split('#')[0]!.slice(0, 2048) }),
           ...(userToken && { user_token: userToken }),
         };
         save(); // the visitor pressed Send: from now on the message survives a reload

@@ -148,6 +148,20 @@ describe('conversation', () => {
     },
   );
 
+  it('sends the page URL without its #fragment, where OAuth and magic-link tokens live; the query is kept', async () => {
+    const was = location.href;
+    history.replaceState(null, '', '/account/welcome?step=2#access_token=SECRET&state=x');
+    try {
+      widget = start(fake);
+      await openPanel();
+      await type('Hello');
+      await waitFor(() => expect(fake.tickets.size).toBe(1));
+      expect(fake.requests.find((r) => r.method === 'POST')!.body!.page_url).toBe('https://shop.example/account/welcome?step=2');
+    } finally {
+      history.replaceState(null, '', was);
+    }
+  });
+
   it('refuses an email over 254 characters instead of cutting it to another address', async () => {
     widget = start(fake);
     await openPanel();
