@@ -1,7 +1,8 @@
 // The app over real HTTP: health, the widget script, and the error envelope of SPEC section 8 for
 // everything that is refused before a router runs (body rules, unknown routes).
-import { request } from 'node:http';
-import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { get as httpGet, request } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -216,6 +217,38 @@ describe('GET /widget.js', () => {
     expect((await r.text()).length).toBeGreaterThan(100);
     const again = await fetch(`${t.base}/widget.js`, { headers: { 'If-None-Match': r.headers.get('etag')! } });
     expect(again.status).toBe(304);
+  });
+
+  it.skipIf(!existsSync(dist))('sends it brotli or gzip compressed to a client that accepts it, each coding with its own ETag', async () => {
+    const raw = readFileSync(dist);
+    const get = (headers: Record<string, string>) =>
+      new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>((resolve, reject) => {
+        httpGet(`${t.base}/widget.js`, { headers }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+        }).on('error', reject);
+      });
+    const plain = await get({});
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(plain.body.equals(raw)).toBe(true);
+    const br = await get({ 'Accept-Encoding': 'gzip, deflate, br' });
+    expect(br.headers['content-encoding']).toBe('br');
+    expect(br.headers.vary).toMatch(/Accept-Encoding/);
+    expect(brotliDecompressSync(br.body).equals(raw)).toBe(true);
+    expect(br.body.length).toBeLessThan(raw.length / 2);
+    const gz = await get({ 'Accept-Encoding': 'gzip' });
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(gz.body).equals(raw)).toBe(true);
+    // The client's q-values win; identity;q=1 with the rest at 0 is the file as is.
+    expect((await get({ 'Accept-Encoding': 'br;q=0.5, gzip;q=0.9' })).headers['content-encoding']).toBe('gzip');
+    expect((await get({ 'Accept-Encoding': 'br;q=0, gzip;q=0' })).headers['content-encoding']).toBeUndefined();
+    const etags = new Set([plain, br, gz].map((r) => r.headers.etag));
+    expect(etags.size).toBe(3);
+    // A validator of one representation revalidates that one, also in a list or weak.
+    expect((await get({ 'Accept-Encoding': 'br', 'If-None-Match': String(br.headers.etag) })).status).toBe(304);
+    expect((await get({ 'Accept-Encoding': 'br', 'If-None-Match': `"x", W/${br.headers.etag}` })).status).toBe(304);
+    expect((await get({ 'Accept-Encoding': 'gzip', 'If-None-Match': String(br.headers.etag) })).status).toBe(200);
   });
 
   describe('over a folder with a stand-in widget.js', () => {

@@ -1,16 +1,38 @@
-// GET /widget.js: the built widget, with an ETag and a short Cache-Control.
+// GET /widget.js: the built widget, with an ETag and a short Cache-Control, brotli- or
+// gzip-compressed (once per build, kept in memory) for a client that accepts it.
 import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { readFileSync, statSync } from 'node:fs';
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import type { RequestHandler } from 'express';
+import Negotiator from 'negotiator';
 import { ApiError } from '../errors.js';
 
 const DIST = fileURLToPath(new URL('../../../widget/dist/', import.meta.url));
 
+type Coding = 'br' | 'gzip' | 'identity';
 interface Asset {
-  body: Buffer;
-  etag: string;
+  /** The file as each content coding sends it; a coding that would not make it smaller is left out. */
+  bodies: Map<Coding, Buffer>;
+  /** One ETag per representation (RFC 9110 8.8.3: a strong validator names one set of bytes). */
+  etags: Map<Coding, string>;
   mtimeMs: number;
+}
+
+const PREFERRED: Coding[] = ['br', 'gzip', 'identity'];
+/** negotiator 1.x takes `{ preferred }` (the order among equal q-values); @types/negotiator predates it. */
+type EncodingNegotiator = { encoding(available: string[], opts: { preferred: string[] }): string | undefined };
+const negotiate = (req: IncomingMessage, offered: string[]): string | undefined =>
+  (new Negotiator(req) as unknown as EncodingNegotiator).encoding(offered, { preferred: PREFERRED });
+
+function compressed(body: Buffer): Map<Coding, Buffer> {
+  const bodies = new Map<Coding, Buffer>([['identity', body]]);
+  const br = brotliCompressSync(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: body.length } });
+  const gz = gzipSync(body, { level: 9 });
+  if (br.length < body.length) bodies.set('br', br);
+  if (gz.length < body.length) bodies.set('gzip', gz);
+  return bodies;
 }
 
 const ASSETS = new Map<string, { file: string; type: string }>([
@@ -32,7 +54,10 @@ export function widgetScript(dir: string = DIST): RequestHandler {
       const hit = cache.get(name);
       if (hit && hit.mtimeMs === mtimeMs) return hit;
       const body = readFileSync(path);
-      const asset = { body, mtimeMs, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+      const hash = createHash('sha256').update(body).digest('base64url').slice(0, 27);
+      const bodies = compressed(body);
+      const etags = new Map([...bodies.keys()].map((c) => [c, c === 'identity' ? `"${hash}"` : `"${hash}-${c}"`] as const));
+      const asset: Asset = { bodies, etags, mtimeMs };
       cache.set(name, asset);
       return asset;
     } catch {
@@ -51,14 +76,22 @@ export function widgetScript(dir: string = DIST): RequestHandler {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next();
     const asset = load(served.file);
     if (!asset) return next(new ApiError('not_found', 'The widget has not been built: run pnpm build.'));
-    res.setHeader('ETag', asset.etag);
+    // The client's q-values decide; among equals (browsers send `gzip, deflate, br, zstd`) ours:
+    // brotli, gzip, as is. Nothing acceptable (identity;q=0 too) still gets the file as is.
+    const offered = [...asset.bodies.keys()];
+    const coding = (negotiate(req, offered) ?? 'identity') as Coding;
+    const etag = asset.etags.get(coding)!;
+    res.setHeader('ETag', etag);
     res.setHeader('Cache-Control', 'public, max-age=300');
     res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
     res.setHeader('Access-Control-Allow-Origin', '*');
-    if (req.headers['if-none-match'] === asset.etag) {
+    res.vary('Accept-Encoding');
+    if (coding !== 'identity') res.setHeader('Content-Encoding', coding);
+    const match = req.headers['if-none-match'];
+    if (match !== undefined && match.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)) {
       res.status(304).end();
       return;
     }
-    res.type(served.type).send(asset.body);
+    res.type(served.type).send(asset.bodies.get(coding));
   };
 }
