@@ -9,6 +9,7 @@ export const alias = {
   // Single zod-free modules: importing the package index would drag zod into the bundle.
   '@parley/shared/keyformat': here('../shared/src/keyformat.ts'),
   '@parley/shared/email': here('../shared/src/email.ts'),
+  '@parley/shared/chars': here('../shared/src/chars.ts'),
   '@parley/shared': here('../shared/src/index.ts'),
 };
 

@@ -1,7 +1,10 @@
 // Request and response shapes of the API (SPEC sections 6, 6a, 7, 7a), shared by server and widget.
 import { z } from 'zod';
+import { withinChars } from './chars.js';
 import { EMAIL_PATTERN, MAX_EMAIL } from './email.js';
 import { normalizeOriginEntry } from './origins.js';
+
+export { withinChars };
 
 export const ServiceId = z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/, 'must match ^[a-z0-9][a-z0-9-]{1,62}$');
 export const EnvironmentSchema = z.enum(['live', 'test']);
@@ -9,21 +12,6 @@ export const Scope = z.enum(['read', 'write', 'admin']);
 export type Scope = z.infer<typeof Scope>;
 export const TicketStatus = z.enum(['open', 'closed']);
 export type TicketStatus = z.infer<typeof TicketStatus>;
-
-const graphemes = typeof Intl !== 'undefined' && 'Segmenter' in Intl ? new Intl.Segmenter(undefined, { granularity: 'grapheme' }) : null;
-
-/**
- * True when `text` has at most `max` characters as a reader counts them (grapheme clusters): an
- * emoji with its skin tone or ZWJ parts, or a letter with combining accents, is one character.
- */
-export function withinChars(text: string, max: number): boolean {
-  // UTF-16 units are never fewer than graphemes: short text needs no segmenting.
-  if (text.length <= max) return true;
-  if (!graphemes) return [...text].length <= max;
-  let n = 0;
-  for (const _ of graphemes.segment(text)) if (++n > max) return false;
-  return true;
-}
 
 /**
  * A whole number in a query string, written as plain decimal digits: `z.coerce.number()` would

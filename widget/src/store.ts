@@ -1,12 +1,15 @@
 // The widget's state in one place, and every action that changes it: start-up, sending with
 // retries that reuse their Idempotency-Key, live replies, unread count, identity and reset.
 import type { Message } from '@parley/shared';
+import { countChars } from '@parley/shared/chars';
 import { type Api, ApiError, newIdempotencyKey } from './api.ts';
 import type { Emitter } from './events.ts';
 import { follow, type FollowOptions } from './sse.ts';
 import type { Saved, Unsent as Outgoing, VisitorStorage } from './storage.ts';
 
+/** SPEC 6, in characters as the server counts them (countChars), not UTF-16 units. */
 export const MAX_MESSAGE = 5000;
+export const MAX_NAME = 100;
 /** The most messages one GET of a ticket's messages returns (SPEC 6: oldest first, at most 100). */
 export const MESSAGES_PAGE = 100;
 /** Start-up attempts in a row with no answer before the widget gives up (see start()). */
@@ -459,7 +462,7 @@ export function createStore(d: StoreDeps) {
     /** Sends a visitor message; false when there is nothing to send. */
     send(text: string, visitor?: { name?: string; email?: string }): boolean {
       const message = text.trim();
-      if (!message || message.length > MAX_MESSAGE || state.phase !== 'ready') return false;
+      if (!message || countChars(message) > MAX_MESSAGE || state.phase !== 'ready') return false;
       const key = newIdempotencyKey();
       const who = visitor && (visitor.name || visitor.email) ? visitor : undefined;
       outbox.set(key, { key, message, visitor: who, idempotencyKey: key });

@@ -1059,6 +1059,33 @@ describe('keyboard and screen readers', () => {
 });
 
 describe('the character counter', () => {
+  it('counts characters as the server does (graphemes): 2,600 emoji are 2,600 of 5,000, and sendable', async () => {
+    widget = start(fake);
+    await openPanel();
+    const box = ui().getByRole('textbox', { name: 'Message' });
+    fireEvent.input(box, { target: { value: '😀'.repeat(4_600) } }); // 9,200 UTF-16 units
+    expect(root().querySelector('.count')!.textContent).toBe('4,600 / 5,000');
+    fireEvent.input(box, { target: { value: '👍🏽'.repeat(2_600) } }); // a skin-tone emoji: 4 units, 1 character
+    expect(root().querySelector('.count')).toBeNull();
+    expect(ui().getByRole('button', { name: 'Send' }).hasAttribute('disabled')).toBe(false);
+    fireEvent.keyDown(box, { key: 'Enter' });
+    await waitFor(() => expect(fake.tickets.size).toBe(1));
+  });
+
+  it('takes a name of 100 characters as the server counts them, and refuses a longer one in words', async () => {
+    widget = start(fake);
+    await openPanel();
+    const name = ui().getByRole('textbox', { name: 'Your name (optional)' });
+    fireEvent.input(name, { target: { value: '😀'.repeat(101) } });
+    await type('Hello');
+    expect((await ui().findByRole('alert')).textContent).toMatch(/name.*100 characters/);
+    expect(fake.tickets.size).toBe(0);
+    fireEvent.input(name, { target: { value: '😀'.repeat(100) } });
+    fireEvent.keyDown(ui().getByRole('textbox', { name: 'Message' }), { key: 'Enter' });
+    await waitFor(() => expect(fake.tickets.size).toBe(1));
+    expect(fake.requests.find((r) => r.method === 'POST')!.body!.visitor).toEqual({ name: '😀'.repeat(100) });
+  });
+
   it('updates on every key but tells screen readers only when it crosses a threshold', async () => {
     widget = start(fake);
     await openPanel();

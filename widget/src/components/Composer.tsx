@@ -1,4 +1,5 @@
 import { Component, type Ref } from 'preact';
+import { countChars } from '@parley/shared/chars';
 import { MAX_MESSAGE } from '../store.ts';
 
 interface Props {
@@ -20,12 +21,12 @@ export class Composer extends Component<Props, { text: string }> {
   private submit = (e?: Event) => {
     e?.preventDefault();
     const { text } = this.state;
-    const length = text.trim().length;
+    const length = countChars(text.trim());
     if (length && length <= MAX_MESSAGE && this.props.onSend(text)) this.setState({ text: '' });
   };
 
   render({ textRef }: Props, { text }: { text: string }) {
-    const length = text.trim().length;
+    const length = countChars(text.trim());
     const left = MAX_MESSAGE - length;
     const over = left < 0;
     return (

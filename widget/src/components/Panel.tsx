@@ -1,9 +1,10 @@
 import { EMAIL_PATTERN, MAX_EMAIL } from '@parley/shared/email';
 import { Component, createRef } from 'preact';
-import type { State, Store } from '../store.ts';
+import { countChars } from '@parley/shared/chars';
+import { MAX_NAME, type State, type Store } from '../store.ts';
 import { Composer } from './Composer.tsx';
 import { MessageList } from './MessageList.tsx';
-import { type VisitorInfo, VisitorFields } from './VisitorFields.tsx';
+import { EMAIL_ERROR, NAME_ERROR, type VisitorInfo, VisitorFields } from './VisitorFields.tsx';
 
 interface Props {
   state: State;
@@ -33,13 +34,12 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
     const { store } = this.props;
     const first = isFirst(this.props.state);
     const email = this.state.who.email.trim();
-    // The server's own rule. No maxLength on the field: it would cut a long address into another.
-    if (first && email && (email.length > MAX_EMAIL || !EMAIL_PATTERN.test(email))) {
-      this.setState({ error: 'Please enter a valid email address, or leave it empty.' });
-      return false;
-    }
-    this.setState({ error: '' });
     const name = this.state.who.name.trim();
+    // The server's own rules. No maxLength on the fields: it counts UTF-16 units, not characters,
+    // and would cut a long address into another.
+    const error = !first ? '' : countChars(name) > MAX_NAME ? NAME_ERROR : email && (email.length > MAX_EMAIL || !EMAIL_PATTERN.test(email)) ? EMAIL_ERROR : '';
+    this.setState({ error });
+    if (error) return false;
     return store.send(message, first ? { name: name || undefined, email: email || undefined } : undefined);
   };
 

@@ -1,3 +1,6 @@
+export const NAME_ERROR = 'Please keep your name to 100 characters.';
+export const EMAIL_ERROR = 'Please enter a valid email address, or leave it empty.';
+
 export interface VisitorInfo {
   name: string;
   email: string;
@@ -17,9 +20,9 @@ export function VisitorFields({ value, onChange, error }: Props) {
         <input
           aria-label="Your name (optional)"
           placeholder="Name (optional)"
-          maxLength={100}
           autoComplete="name"
           value={value.name}
+          aria-invalid={error === NAME_ERROR || undefined}
           onInput={(e) => onChange({ ...value, name: e.currentTarget.value })}
         />
         <input
@@ -28,7 +31,7 @@ export function VisitorFields({ value, onChange, error }: Props) {
           placeholder="Email (optional)"
           autoComplete="email"
           value={value.email}
-          aria-invalid={error ? true : undefined}
+          aria-invalid={error === EMAIL_ERROR || undefined}
           onInput={(e) => onChange({ ...value, email: e.currentTarget.value })}
         />
       </div>
