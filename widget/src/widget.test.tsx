@@ -967,6 +967,27 @@ describe('keyboard and screen readers', () => {
     expect(button.getAttribute('aria-expanded')).toBe('false');
   });
 
+  it('keeps the draft, name and email while the panel is closed and opened again', async () => {
+    widget = start(fake);
+    await openPanel();
+    fireEvent.input(ui().getByRole('textbox', { name: 'Your name (optional)' }), { target: { value: 'Ada' } });
+    fireEvent.input(ui().getByRole('textbox', { name: 'Your email (optional)' }), { target: { value: 'ada@example.com' } });
+    fireEvent.input(ui().getByRole('textbox', { name: 'Message' }), { target: { value: 'Line one\nLine two' } });
+    fireEvent.keyDown(ui().getByRole('textbox', { name: 'Message' }), { key: 'Escape' });
+    await waitFor(() => expect(ui().queryByRole('dialog')).toBeNull());
+    await openPanel();
+    expect((ui().getByRole('textbox', { name: 'Message' }) as HTMLTextAreaElement).value).toBe('Line one\nLine two');
+    expect((ui().getByRole('textbox', { name: 'Your name (optional)' }) as HTMLInputElement).value).toBe('Ada');
+    expect((ui().getByRole('textbox', { name: 'Your email (optional)' }) as HTMLInputElement).value).toBe('ada@example.com');
+    fireEvent.keyDown(ui().getByRole('textbox', { name: 'Message' }), { key: 'Enter' });
+    await waitFor(() => expect(fake.tickets.size).toBe(1));
+    expect((ui().getByRole('textbox', { name: 'Message' }) as HTMLTextAreaElement).value).toBe('');
+    fireEvent.keyDown(ui().getByRole('textbox', { name: 'Message' }), { key: 'Escape' });
+    await waitFor(() => expect(ui().queryByRole('dialog')).toBeNull());
+    await openPanel();
+    expect((ui().getByRole('textbox', { name: 'Message' }) as HTMLTextAreaElement).value).toBe(''); // a sent draft is gone
+  });
+
   it('closes on Escape pressed on the launcher too', async () => {
     widget = start(fake);
     await openPanel();

@@ -6,6 +6,8 @@ interface Props {
   /** Returns false when the text was not taken (it then stays in the box). */
   onSend(text: string): boolean;
   textRef?: Ref<HTMLTextAreaElement>;
+  /** Where the text is kept while the panel is closed. */
+  draft: { text: string };
 }
 
 const fmt = (n: number) => n.toLocaleString('en-US');
@@ -16,13 +18,14 @@ const fmt = (n: number) => n.toLocaleString('en-US');
  * 500 or 100 characters left or the limit: the words of the live region change only then.
  */
 export class Composer extends Component<Props, { text: string }> {
-  override state = { text: '' };
+  override state = { text: this.props.draft.text };
+  private keep = (text: string) => this.setState({ text: (this.props.draft.text = text) });
 
   private submit = (e?: Event) => {
     e?.preventDefault();
     const { text } = this.state;
     const length = countChars(text.trim());
-    if (length && length <= MAX_MESSAGE && this.props.onSend(text)) this.setState({ text: '' });
+    if (length && length <= MAX_MESSAGE && this.props.onSend(text)) this.keep('');
   };
 
   render({ textRef }: Props, { text }: { text: string }) {
@@ -38,7 +41,7 @@ export class Composer extends Component<Props, { text: string }> {
           aria-label="Message"
           placeholder="Write a message…"
           value={text}
-          onInput={(e) => this.setState({ text: e.currentTarget.value })}
+          onInput={(e) => this.keep(e.currentTarget.value)}
           onKeyDown={(e) => {
             // Safari ends the composition before the Enter that confirms it: keyCode 229 still marks that Enter as the IME's.
             if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) this.submit(e);

@@ -6,14 +6,21 @@ import { Composer } from './Composer.tsx';
 import { MessageList } from './MessageList.tsx';
 import { EMAIL_ERROR, NAME_ERROR, type VisitorInfo, VisitorFields } from './VisitorFields.tsx';
 
+/** The typed message, name and email; the panel writes them back as they change. */
+export interface Draft {
+  text: string;
+  who: VisitorInfo;
+}
+
 interface Props {
   state: State;
   store: Store;
+  draft: Draft;
 }
 
 /** The open chat: header, conversation, refusal notice, optional visitor fields and composer. */
 export class Panel extends Component<Props, { who: VisitorInfo; error: string }> {
-  override state = { who: { name: '', email: '' }, error: '' };
+  override state = { who: this.props.draft.who, error: '' };
   private text = createRef<HTMLTextAreaElement>();
 
   /**
@@ -61,9 +68,9 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
           </p>
         )}
         {isFirst(state) && (
-          <VisitorFields value={this.state.who} onChange={(who) => this.setState({ who, error: '' })} error={this.state.error} />
+          <VisitorFields value={this.state.who} onChange={(who) => this.setState({ who: (this.props.draft.who = who), error: '' })} error={this.state.error} />
         )}
-        <Composer onSend={this.send} textRef={this.text} />
+        <Composer onSend={this.send} textRef={this.text} draft={this.props.draft} />
       </div>
     );
   }
