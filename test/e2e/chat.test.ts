@@ -283,3 +283,42 @@ describe('stored XSS, rendered in a real browser', () => {
     await check();
   });
 });
+
+describe('a visitor reading back through a long conversation', () => {
+  it('keeps their place when a reply arrives, and follows the newest message when at the bottom or sending', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/history', shopPage(scriptTag(parley.base, site)));
+    const { page } = await e.session('scroll keeps place');
+    const w = widget(page);
+    const list = w.dialog.locator('ol.msgs');
+    const scroll = () => list.evaluate((el) => ({ top: Math.round(el.scrollTop), bottom: Math.round(el.scrollHeight - el.clientHeight) }));
+
+    await page.goto(url);
+    await w.launcher.click();
+    const stream = page.waitForResponse((r) => r.url().includes('/events') && r.status() === 200);
+    await sendMessage(page, 'Question 0');
+    await w.delivered('Question 0').waitFor();
+    await stream;
+    const [ticket] = parley.storedTickets(site);
+    for (let i = 1; i <= 15; i++) await parley.reply(site, ticket!.id, `Answer ${i}, a line long enough to take some room`);
+    await w.message('Answer 15').waitFor();
+    await expect.poll(async () => { const s = await scroll(); return s.bottom > 300 && s.top === s.bottom; }).toBe(true);
+
+    await list.evaluate((el) => (el.scrollTop = 0));
+    await parley.reply(site, ticket!.id, 'A reply while reading history');
+    await w.message('A reply while reading history').waitFor();
+    await page.waitForTimeout(100);
+    expect((await scroll()).top).toBe(0);
+
+    await list.evaluate((el) => (el.scrollTop = el.scrollHeight));
+    await parley.reply(site, ticket!.id, 'A reply at the bottom');
+    await w.message('A reply at the bottom').waitFor();
+    await expect.poll(async () => { const s = await scroll(); return s.top === s.bottom; }).toBe(true);
+
+    await list.evaluate((el) => (el.scrollTop = 0));
+    await sendMessage(page, 'My own message');
+    await w.delivered('My own message').waitFor();
+    await expect.poll(async () => { const s = await scroll(); return s.top === s.bottom; }).toBe(true);
+  });
+});

@@ -9,17 +9,27 @@ interface Props {
   onRetry(key: string): void;
 }
 
-/** The conversation, oldest first, scrolled to the newest message whenever one is added; an agent's name labels their reply. */
+/**
+ * The conversation, oldest first; an agent's name labels their reply. A new message scrolls it to
+ * the newest only when the visitor was at (or near) the bottom or just sent one: a visitor who
+ * scrolled up to read keeps their place.
+ */
 export class MessageList extends Component<Props> {
   private list = createRef<HTMLOListElement>();
 
   override componentDidMount(): void {
-    this.componentDidUpdate({ items: [] } as unknown as Props);
+    this.componentDidUpdate({ items: [] } as unknown as Props, null, true);
   }
 
-  override componentDidUpdate(prev: Props): void {
+  override getSnapshotBeforeUpdate(): boolean {
     const el = this.list.current;
-    if (el && prev.items.length !== this.props.items.length) el.scrollTop = el.scrollHeight;
+    return !el || el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+  }
+
+  override componentDidUpdate(prev: Props, _: unknown, atEnd: boolean): void {
+    const el = this.list.current;
+    const { items } = this.props;
+    if (el && prev.items.length !== items.length && (atEnd || items[items.length - 1]?.state === 'sending')) el.scrollTop = el.scrollHeight;
   }
 
   render({ greeting, siteName, items, onRetry }: Props) {
