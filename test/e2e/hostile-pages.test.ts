@@ -266,3 +266,29 @@ describe('a host page whose <body> is a containing block for position:fixed', ()
     expect([panel.x, panel.y, panel.width, panel.height].map(Math.round)).toEqual([0, 0, 390, 844]);
   });
 });
+
+describe('a right-to-left host page', () => {
+  it('does not half-mirror the English UI: the widget is ltr and lang="en", messages keep their own direction', async () => {
+    const { parley, host } = e;
+    const site = await parley.createSite({ origins: [host.origin] });
+    const url = host.set('/rtl', shopPage(scriptTag(parley.base, site), { head: '<style>html{direction:rtl}body{direction:rtl}</style>' }));
+    const { page } = await e.session('rtl page');
+    const w = widget(page);
+    await page.goto(url);
+    await w.launcher.click();
+    await w.dialog.waitFor({ state: 'visible' });
+    const layout = await w.dialog.evaluate((d) => {
+      const x = (sel: string) => d.querySelector(sel)!.getBoundingClientRect().x;
+      const root = d.closest('.root')!;
+      return {
+        lang: root.getAttribute('lang'),
+        direction: getComputedStyle(root).direction,
+        closeAfterTitle: x('.x') > x('h2'),
+        sendAfterBox: x('.send') > x('textarea'),
+        emailAfterName: x('input[type=email]') > x('input:not([type])'),
+        messageDir: d.querySelector('li.m .b')!.getAttribute('dir'),
+      };
+    });
+    expect(layout).toEqual({ lang: 'en', direction: 'ltr', closeAfterTitle: true, sendAfterBox: true, emailAfterName: true, messageDir: 'auto' });
+  });
+});

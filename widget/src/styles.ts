@@ -5,13 +5,14 @@
 // The focus ring's selector outranks `.launcher`, whose drop shadow would otherwise replace it.
 // Forced colours (Windows High Contrast) drop box-shadow but paint outlines in a system colour: the
 // transparent outlines are the focus ring and the edges of launcher, panel and bubbles there.
+// `all:initial` leaves `direction` alone: .root sets ltr for the English UI (messages keep dir=auto).
 // overflow-wrap is inherited: set once on the list, it reaches every bubble and name label.
 // The full-screen layout is for screens under 480px wide or tall (a phone either way up), written as
 // one `not ... and ...` query rather than a comma list, which happy-dom (the unit tests) cannot read.
 export const CSS = `\
 :host{all:initial!important;display:block!important;position:fixed!important;top:0!important;left:0!important;width:0!important;height:0!important;pointer-events:none!important;z-index:var(--pz,2147483000)!important}\
 *{box-sizing:border-box;margin:0;padding:0;font:inherit;color:inherit}\
-.root{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111}\
+.root{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111;direction:ltr}\
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}\
 button,a,textarea,input{pointer-events:auto}\
 button{cursor:pointer;border:0;background:none}\

@@ -49,6 +49,7 @@ export class App extends Component<Props> {
     if (state.phase !== 'ready') return null;
     return (
       <div
+        lang="en"
         class={`root ${state.position === 'bottom-left' ? 'left' : 'right'}${state.open ? ' open' : ''}`}
         onKeyDown={(e) => {
           if (!state.open) return;
