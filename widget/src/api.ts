@@ -90,6 +90,16 @@ export function createApi(o: ApiOptions) {
   }
 
   return {
+    /**
+     * True when the API host answers at all: widget.js is served to any origin (ACAO *), without a
+     * key or a preflight, so after a request with no readable answer it tells a page the API
+     * refuses (its CORS refusal looks like no answer) from a connection that is down.
+     */
+    probe: () =>
+      doFetch(`${o.base}/widget.js`, { method: 'HEAD', credentials: 'omit' }).then(
+        (r) => r.ok,
+        () => false,
+      ),
     // Without X-User-Token: an expired token in a cached page must not keep the widget from starting.
     config: () => call<WidgetConfigResponse>('GET', '/config', { 'X-Parley-Key': o.key }),
     /** The signed-in user's newest ticket on this site, with a visitor token for it (X-User-Token). */

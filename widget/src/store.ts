@@ -67,6 +67,8 @@ export const TEXT = {
   signIn: 'Please sign in to send messages.',
   expired: 'Your session has expired. Please sign in again to send messages.',
   offline: 'Message not sent. Check your connection and try again.',
+  /** No readable answer, but the API host is up: most likely it refuses this page's origin (CORS). */
+  refusedHere: 'Chat is unavailable on this page right now.',
   /** The site's daily spend cap (402): it resets at midnight UTC, a time of day that differs per visitor. */
   capped: 'Chat has reached its limit for today. Please try again later.',
   /** Any other refusal, a 5xx included: the message stays, with Retry. */
@@ -394,6 +396,9 @@ export function createStore(d: StoreDeps) {
     }
     patchItem(key, { state: 'failed' });
     notify(notice, wait);
+    const at = epoch;
+    if (e.code === 'network')
+      void d.api.probe().then((up) => up && at === epoch && state.notice === TEXT.offline && notify(TEXT.refusedHere));
   }
 
   return {
@@ -549,7 +554,7 @@ export function ownerHelp(e: ApiError, serviceId: string, apiBase: string, win: 
       return `Parley: data-key belongs to a different site than ${site} (seen from ${origin}); use the publishable key of "${serviceId}" or fix data-service-id.`;
     case 'network':
     case 'timeout':
-      return `Parley: could not reach ${apiBase} for ${site} from ${origin}; if the API is up, add ${origin} to the site's allowed origins (the browser hides that refusal) or correct data-api.`;
+      return `Parley: could not reach ${apiBase} for ${site} from ${origin}; if the API is up, check data-service-id "${serviceId}" and add ${origin} to the site's allowed origins (the browser hides either refusal), or correct data-api.`;
     default:
       return `Parley: the chat for ${site} could not start on ${origin}: ${e.status ? `HTTP ${e.status} ` : ''}${e.code}: ${e.message}`;
   }

@@ -26,7 +26,8 @@ interface FakeResponse {
 
 type Override = (r: Recorded) => FakeResponse | 'network' | Promise<'network'> | undefined;
 
-const respond = (status: number, data: unknown, headers: Record<string, string> = {}): FakeResponse => ({
+/** A response of the fake server. */
+export const respond = (status: number, data: unknown, headers: Record<string, string> = {}): FakeResponse => ({
   ok: status >= 200 && status < 300,
   status,
   headers: new Headers(headers),

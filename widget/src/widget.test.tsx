@@ -1,7 +1,7 @@
 // Behaviour of the booted widget against a faked network: the flows of issue 5.
 import { fireEvent, waitFor, within } from '@testing-library/preact';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { API, fakeParley, type FakeParley, KEY, refusal, SERVICE_ID, shadowOf, start } from './testing.ts';
+import { API, fakeParley, type FakeParley, KEY, refusal, respond, SERVICE_ID, shadowOf, start } from './testing.ts';
 import type { PageApi } from './pageApi.ts';
 import type { Widget } from './widget.tsx';
 
@@ -564,6 +564,30 @@ describe('refusals in plain words', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('says chat is unavailable on this page, not "check your connection", when the API is up but refuses the page (origin removed)', async () => {
+    const { ticketId } = await chatLive('Hello');
+    expect(ticketId).toBeTruthy();
+    fake.failNext((r) => r.method === 'POST', 'network'); // a CORS refusal: unreadable, like no answer
+    fake.failNext((r) => r.method === 'HEAD' && r.path === '/widget.js', respond(200, {}));
+    await type('Are you there?');
+    await waitFor(() => expect(root().querySelector('p.note[role="alert"]')?.textContent).toBe('Chat is unavailable on this page right now.'));
+    expect(ui().getByText('Not sent')).toBeTruthy();
+    const probe = fake.requests.find((r) => r.method === 'HEAD')!;
+    expect(probe.url.href).toBe(`${API}/widget.js`);
+    expect(probe.headers).toEqual({}); // no key, no token: a plain request the browser sends without a preflight
+  });
+
+  it('still says "check your connection" when the API cannot be reached at all', async () => {
+    await chatLive('Hello');
+    fake.failNext((r) => r.method === 'POST', 'network');
+    fake.failNext((r) => r.method === 'HEAD', 'network');
+    await type('Are you there?');
+    await ui().findByText('Not sent');
+    await waitFor(() => expect(fake.requests.some((r) => r.method === 'HEAD')).toBe(true));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(root().querySelector('p.note[role="alert"]')?.textContent).toBe('Message not sent. Check your connection and try again.');
+  });
+
   it("says the chat has reached today's limit when the spend cap is reached (SPEC 9: a state of its own)", async () => {
     widget = start(fake);
     await openPanel();
@@ -751,6 +775,7 @@ describe('a /config that fails in passing', () => {
     widget = start(fake);
     await waitFor(() => expect(errors).toHaveBeenCalledTimes(1));
     expect(String(errors.mock.calls[0]![0])).toMatch(/could not reach https:\/\/parley\.example for service id "acme-help" from https:\/\/shop\.example; .*add https:\/\/shop\.example to the site's allowed origins/);
+    expect(String(errors.mock.calls[0]![0])).toMatch(/check data-service-id "acme-help"/); // a mistyped service id is refused the same way
     expect(launcherShown()).toBe(false);
   });
 
