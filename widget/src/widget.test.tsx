@@ -890,6 +890,18 @@ describe('signed-in users (identity verification)', () => {
     expect(button.getAttribute('aria-expanded')).toBe('false');
   });
 
+  it('does not ask a signed-in user for name and email: the server takes them from the token', async () => {
+    widget = start(fake, { 'data-user-token': 'ada.t1' });
+    await openPanel();
+    expect(ui().queryByRole('textbox', { name: 'Your name (optional)' })).toBeNull();
+    expect(ui().queryByRole('textbox', { name: 'Your email (optional)' })).toBeNull();
+    await type('Hello');
+    await waitFor(() => expect(fake.tickets.size).toBe(1));
+    const post = fake.requests.find((r) => r.method === 'POST')!;
+    expect(post.body).not.toHaveProperty('visitor');
+    expect(post.body!.user_token).toBe('ada.t1');
+  });
+
   it('shows the launcher at once on a site requiring identity when data-user-token is set', async () => {
     fake.setConfig({ require_identity: true });
     widget = start(fake, { 'data-user-token': 'ada.t1' });

@@ -39,7 +39,7 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
 
   private send = (message: string): boolean => {
     const { store } = this.props;
-    const first = isFirst(this.props.state);
+    const first = asks(this.props);
     const email = this.state.who.email.trim();
     const name = this.state.who.name.trim();
     // The server's own rules. No maxLength on the fields: it counts UTF-16 units, not characters,
@@ -67,7 +67,7 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
             {state.notice}
           </p>
         )}
-        {isFirst(state) && (
+        {asks(this.props) && (
           <VisitorFields value={this.state.who} onChange={(who) => this.setState({ who: (this.props.draft.who = who), error: '' })} error={this.state.error} />
         )}
         <Composer onSend={this.send} textRef={this.text} draft={this.props.draft} />
@@ -76,5 +76,5 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
   }
 }
 
-/** Name and email are offered only before the first message. */
-const isFirst = (s: State) => !s.hasTicket && s.items.length === 0;
+/** Name and email are offered only before the first message, and not to a signed-in user (the server takes them from the token). */
+const asks = ({ state, store }: Props) => !state.hasTicket && !state.items.length && !store.userToken;
