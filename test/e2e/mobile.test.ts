@@ -28,6 +28,9 @@ describe('a visitor on a phone', () => {
 
     await w.launcher.tap();
     await w.dialog.waitFor({ state: 'visible' });
+    // Focus moves into the dialog, to its close button: on the message box it would pop the keyboard up at once.
+    const focused = () => page.evaluate(() => document.querySelector('parley-widget')?.shadowRoot?.activeElement?.getAttribute('aria-label'));
+    expect(await focused()).toBe('Close chat');
     const panel = (await w.dialog.boundingBox())!;
     expect(panel.x).toBeCloseTo(0, 0);
     expect(panel.y).toBeCloseTo(0, 0);

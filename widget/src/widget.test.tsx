@@ -338,7 +338,7 @@ describe('conversation', () => {
     expect(button.querySelector('.badge')!.textContent).toBe('2');
     fireEvent.click(button);
     await ui().findByRole('dialog');
-    expect(ui().getByRole('button', { name: 'Close chat', expanded: true }).querySelector('.badge')).toBeNull();
+    expect(ui().getByRole('button', { name: 'Hide chat', expanded: true }).querySelector('.badge')).toBeNull();
   });
 });
 
@@ -1023,6 +1023,17 @@ describe('keyboard and screen readers', () => {
     await waitFor(() => expect(ui().queryByRole('dialog')).toBeNull());
     await openPanel();
     expect((ui().getByRole('textbox', { name: 'Message' }) as HTMLTextAreaElement).value).toBe(''); // a sent draft is gone
+  });
+
+  it('names the open launcher apart from the header\'s close button, and points it at the panel it controls', async () => {
+    widget = start(fake);
+    const button = await launcher();
+    await openPanel();
+    expect(ui().getAllByRole('button', { name: 'Close chat' })).toHaveLength(1); // the header's ×
+    expect(button.getAttribute('aria-label')).toBe('Hide chat');
+    const panel = ui().getByRole('dialog');
+    expect(panel.id).toBeTruthy();
+    expect(button.getAttribute('aria-controls')).toBe(panel.id);
   });
 
   it('closes on Escape pressed on the launcher too', async () => {

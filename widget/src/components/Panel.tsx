@@ -24,11 +24,13 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
   private text = createRef<HTMLTextAreaElement>();
 
   /**
-   * Focus goes to the message box, unless the visitor is typing in a field of the page: a panel
-   * the page opened (data-open, Parley.open()) after a slow start must not take their keystrokes.
+   * Focus goes to the message box (on a touch screen to the close button, or the keyboard would pop
+   * up at once), unless the visitor is typing in a field of the page: a panel the page opened
+   * (data-open, Parley.open()) after a slow start must not take their keystrokes.
    */
   override componentDidMount(): void {
-    if (!document.activeElement?.matches('input,textarea,select,[contenteditable]')) this.text.current?.focus();
+    if (!document.activeElement?.matches('input,textarea,select,[contenteditable]'))
+      (this.base as Element).querySelector<HTMLElement>(matchMedia('(pointer:coarse)').matches ? '.x' : 'textarea')!.focus();
   }
 
   /** The Retry button disappears once pressed: focus goes to the message box, not to the page's <body>. */
@@ -53,7 +55,7 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
   render({ state, store }: Props) {
     const close = () => store.setOpen(false);
     return (
-      <div class="panel" role="dialog" aria-label={`Chat with ${state.siteName}`}>
+      <div id="parley-panel" class="panel" role="dialog" aria-label={`Chat with ${state.siteName}`}>
         <div class="head">
           <h2>{state.siteName}</h2>
           <button type="button" class="x" aria-label="Close chat" onClick={close}>
