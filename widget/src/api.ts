@@ -93,10 +93,11 @@ export function createApi(o: ApiOptions) {
     /**
      * True when the API host answers at all: widget.js is served to any origin (ACAO *), without a
      * key or a preflight, so after a request with no readable answer it tells a page the API
-     * refuses (its CORS refusal looks like no answer) from a connection that is down.
+     * refuses (its CORS refusal looks like no answer) from a connection that is down. Never from
+     * the HTTP cache, which holds the widget.js this page loaded and answers even offline.
      */
     probe: () =>
-      doFetch(`${o.base}/widget.js`, { method: 'HEAD', credentials: 'omit' }).then(
+      doFetch(`${o.base}/widget.js`, { method: 'HEAD', credentials: 'omit', cache: 'no-store' }).then(
         (r) => r.ok,
         () => false,
       ),
