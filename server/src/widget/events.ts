@@ -142,6 +142,15 @@ function stream(ctx: AppContext, res: Response, ticket: TicketRow, admitted: () 
     res.write(text);
     if (res.writableLength > MAX_QUEUED_BYTES) end();
   };
+  /** Whether what admitted the stream still holds (see stillAdmitted). */
+  const stillHolds = (): boolean => {
+    try {
+      return admitted();
+    } catch {
+      // The database is closing: the drain ends the stream.
+      return true;
+    }
+  };
   const onEvent = (e: FeedEvent) => {
     // The ticket was deleted (with its site) and its row id now belongs to another ticket: this
     // stream's conversation is gone, and nothing of the other one may reach it.
@@ -164,20 +173,12 @@ function stream(ctx: AppContext, res: Response, ticket: TicketRow, admitted: () 
   // primary key). A ticket deleted with its site gets no more events, and a key revoked or an
   // origin taken off the allowlist must not keep a stolen copy listening: the stream ends (and
   // frees its slot) instead of idling until the client leaves. A reconnect meets the 4xx.
-  const stillHolds = (): boolean => {
-    try {
-      return admitted();
-    } catch {
-      // The database is closing: the drain ends the stream.
-      return true;
-    }
-  };
   const beat = () => {
     let gone = false;
     try {
       gone = findTicketBySeq(ctx.db, ticket.seq)?.id !== ticket.id;
     } catch {
-      // as above
+      // The database is closing: the drain ends the stream.
     }
     if (gone || !stillHolds()) end();
     else send(': heartbeat\n\n');
