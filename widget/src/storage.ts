@@ -1,5 +1,5 @@
 // The one place that touches localStorage. It survives storage that throws (blocked cookies,
-// sandboxed iframes, Safari private mode) by keeping the value in memory for this page instead.
+// sandboxed iframes, Safari private mode) by keeping the values in memory for this page instead.
 import type { CreateTicketRequest } from './api.ts';
 
 /** A message the visitor sent that the server has not confirmed yet, kept so a reload shows it "Not sent" again. */
@@ -24,65 +24,89 @@ export interface Saved {
 export interface VisitorStorage {
   readonly key: string;
   get(): Saved | null;
-  /** The messages still to be confirmed, oldest first. */
+  /** Stores the ticket; null forgets it. */
+  set(value: Saved | null): void;
+  /** The messages still to be confirmed, of every tab, oldest first. */
   unsent(): Unsent[];
-  /** Stores the ticket and the unsent messages; with neither, clears. */
-  set(value: Saved | null, unsent?: Unsent[]): void;
+  /** Keeps one message to be confirmed, or (a key) forgets it. */
+  put(u: Unsent | string): void;
+  /** Forgets the ticket and every message to be confirmed. */
   clear(): void;
 }
 
-/** Storage for one service id, under `parley:<serviceId>`, in one entry. Nothing is written until set() is called. */
+/**
+ * Storage for one service id: the ticket under `parley:<serviceId>`, each unsent message under
+ * `parley:<serviceId>:u:<its key>`. One entry per message, so a tab that writes its own view (its
+ * "seen" marker, its own messages) can never drop another tab's unsent message. Nothing is
+ * written until set() or put() is called.
+ */
 export function createStorage(serviceId: string, win: Window = window): VisitorStorage {
   const key = `parley:${serviceId}`;
-  let memory: string | null = null;
+  const unsentKey = `${key}:u:`;
+  const memory = new Map<string, string>();
   let useMemory = false;
-  const local = (): Storage | null => {
+  const local = () => {
+    if (useMemory) throw 0;
+    return win.localStorage;
+  };
+  const read = (k: string): string | null => {
     try {
-      return useMemory ? null : win.localStorage;
+      return local().getItem(k);
+    } catch {
+      return memory.get(k) ?? null;
+    }
+  };
+  const keys = (): string[] => {
+    try {
+      return Object.keys(local());
+    } catch {
+      return [...memory.keys()];
+    }
+  };
+  /** Writes `value` under `k`, or removes `k`; storage that throws (or is missing) turns this page to memory. */
+  const write = (k: string, value?: string) => {
+    if (value === undefined) memory.delete(k);
+    else memory.set(k, value);
+    try {
+      if (value === undefined) local().removeItem(k);
+      else local().setItem(k, value);
+    } catch {
+      useMemory = true;
+    }
+  };
+  const json = (raw: string | null) => {
+    try {
+      return JSON.parse(raw!) as unknown;
     } catch {
       return null;
     }
   };
-  const read = () => {
-    let raw = memory;
-    try {
-      if (!useMemory) raw = local()?.getItem(key) ?? null;
-    } catch {
-      // A getItem that throws leaves raw at the in-memory value.
-    }
-    return raw;
-  };
-  return {
+  const storage: VisitorStorage = {
     key,
-    get: () => parseSaved(read()),
+    get: () => parseSaved(read(key)),
+    set: (value) => write(key, value ? JSON.stringify(value) : undefined),
     unsent() {
-      try {
-        const o = (JSON.parse(read()!) as { outbox?: Unsent[] }).outbox;
-        return Array.isArray(o) ? o.filter((u) => typeof u?.key === 'string' && typeof u.message === 'string' && typeof u.idempotencyKey === 'string') : [];
-      } catch {
-        return [];
+      // The previous version kept them in the ticket's entry: each is moved to its own.
+      const old = (json(read(key)) as { outbox?: unknown } | null)?.outbox;
+      if (Array.isArray(old)) {
+        for (const u of old) if (valid(u)) storage.put(u);
+        storage.set(storage.get());
       }
+      return keys()
+        .filter((k) => k.startsWith(unsentKey))
+        .map((k) => json(read(k)))
+        .filter(valid);
     },
-    set(value, unsent = []) {
-      if (!value && !unsent.length) return this.clear();
-      memory = JSON.stringify({ ...value, ...(unsent.length && { outbox: unsent }) });
-      try {
-        // No storage (null) throws here as well as a full or blocked one: either way, memory it is.
-        local()!.setItem(key, memory);
-      } catch {
-        useMemory = true;
-      }
-    },
+    put: (u) => (typeof u === 'string' ? write(unsentKey + u) : write(unsentKey + u.key, JSON.stringify(u))),
     clear() {
-      memory = null;
-      try {
-        local()?.removeItem(key);
-      } catch {
-        // Nothing was stored there.
-      }
+      for (const k of keys()) if (k === key || k.startsWith(unsentKey)) write(k);
     },
   };
+  return storage;
 }
+
+const valid = (u: unknown): u is Unsent =>
+  typeof (u as Unsent)?.key === 'string' && typeof (u as Unsent).message === 'string' && typeof (u as Unsent).idempotencyKey === 'string';
 
 /** A stored value, or null when it is absent or not ours. */
 export function parseSaved(raw: string | null | undefined): Saved | null {

@@ -61,6 +61,14 @@ export interface StoreDeps {
 
 export type Store = ReturnType<typeof createStore>;
 
+/** What the visitor typed: kept outside the panel, which unmounts on close, so closing it loses nothing while the page lives. */
+export interface Draft {
+  text: string;
+  who: { name: string; email: string };
+}
+
+const newDraft = (): Draft => ({ text: '', who: { name: '', email: '' } });
+
 export const TEXT = {
   rateLimited: (s: number) => `Too many messages. Try again in ${s} ${s === 1 ? 'second' : 'seconds'}.`,
   unavailable: 'Chat is unavailable right now.',
@@ -110,9 +118,10 @@ export function createStore(d: StoreDeps) {
   let startAgain: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
   let silent = 0; // GET /config failures in a row that had no answer at all
+  let draft = newDraft();
 
-  /** Writes the ticket and the messages not yet confirmed (so a reload keeps them); clears when there are neither. */
-  const save = () => d.storage.set(saved, [...outbox.values()]);
+  /** Writes the ticket (the messages not yet confirmed are kept one by one: see deliver). */
+  const save = () => d.storage.set(saved);
 
   function set(patch: Partial<State>): void {
     state = { ...state, ...patch };
@@ -321,7 +330,8 @@ export function createStore(d: StoreDeps) {
     if (!covered) patchItem(key, { state: 'sending' });
     notify('');
     try {
-      if (!saved) {
+      const s = saved;
+      if (!s)
         out.body ??= {
           message: out.message,
           ...(out.visitor && { visitor: out.visitor }),
@@ -329,22 +339,23 @@ export function createStore(d: StoreDeps) {
           ...(/^https?:/.test(win.location.href) && { page_url: win.location.href.split('#')[0]!.slice(0, 2048) }),
           ...(userToken && { user_token: userToken }),
         };
-        save(); // the visitor pressed Send: from now on the message survives a reload
-        const res = await d.api.createTicket(out.body, out.idempotencyKey);
+      d.storage.put(out); // the visitor pressed Send: from now on the message survives a reload
+      if (!s) {
+        const res = await d.api.createTicket(out.body!, out.idempotencyKey);
         if (at !== epoch) return;
         outbox.delete(key);
         adopt({ ticketId: res.ticket.id, visitorToken: res.visitor_token }, true);
         merge(res.messages, false, key);
         startStream();
       } else {
-        save();
-        const res = await d.api.postMessage(saved.ticketId, saved.visitorToken, out.message, out.idempotencyKey);
+        const res = await d.api.postMessage(s.ticketId, s.visitorToken, out.message, out.idempotencyKey);
         if (at !== epoch) return;
         outbox.delete(key);
-        save();
         merge([res.message], false, key);
         if (state.closed) set({ closed: false });
       }
+      // Only now, after the ticket: a page closed in between keeps the message, which a reload confirms (see merge).
+      d.storage.put(key);
     } catch (e) {
       if (at !== epoch) return;
       // Covered while this request was out (see merge): one replay confirms the copy.
@@ -364,7 +375,7 @@ export function createStore(d: StoreDeps) {
       // The request will differ (another endpoint or token), so it needs its own key.
       out.body = undefined;
       out.idempotencyKey = newIdempotencyKey();
-      save();
+      d.storage.put(out);
     };
     let notice = e.status === 0 ? TEXT.offline : e.status === 400 ? `Message not sent: ${e.message}` : TEXT.failed;
     let wait = 0;
@@ -409,6 +420,10 @@ export function createStore(d: StoreDeps) {
     },
     get userToken(): string | undefined {
       return userToken;
+    },
+    /** What the visitor typed and has not sent: the panel reads and writes it. */
+    get draft(): Draft {
+      return draft;
     },
 
     /**
@@ -503,11 +518,13 @@ export function createStore(d: StoreDeps) {
       for (const i of waiting) enqueue(i.key);
     },
 
-    /** Forgets the visitor: storage, ticket, messages and user token (and hides a launcher that needs one). */
+    /** Forgets the visitor: storage, ticket, messages, draft and user token (and hides a launcher that needs one). */
     reset(): void {
       epoch++;
       outbox.clear();
       forget();
+      d.storage.clear();
+      draft = newDraft();
       userToken = undefined;
       notify('');
       set({ items: [], unread: 0, announcements: [] });

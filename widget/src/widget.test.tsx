@@ -2,7 +2,11 @@
 import { fireEvent, waitFor, within } from '@testing-library/preact';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { API, fakeParley, type FakeParley, KEY, refusal, respond, SERVICE_ID, shadowOf, start } from './testing.ts';
+import { createApi } from './api.ts';
+import { createEmitter } from './events.ts';
 import type { PageApi } from './pageApi.ts';
+import { createStorage } from './storage.ts';
+import { createStore } from './store.ts';
 import type { Widget } from './widget.tsx';
 
 let fake: FakeParley;
@@ -60,6 +64,11 @@ function fakeTicket() {
 }
 
 const saved = () => localStorage.getItem(`parley:${SERVICE_ID}`);
+/** The messages kept unsent, each under its own key. */
+const unsentStored = () =>
+  Object.keys(localStorage)
+    .filter((k) => k.startsWith(`parley:${SERVICE_ID}:u:`))
+    .map((k) => JSON.parse(localStorage.getItem(k)!) as Record<string, unknown>);
 
 describe('start-up', () => {
   it('asks only for /config, and shows the launcher once it answered', async () => {
@@ -87,7 +96,9 @@ describe('start-up', () => {
     expect(document.cookie).toBe('');
     await type('Hello');
     await waitFor(() => expect(saved()).not.toBeNull());
-    expect(setItem).toHaveBeenCalledTimes(1);
+    // The message as Send is pressed (under its own key, removed once confirmed), then the ticket.
+    expect(setItem.mock.calls.map(([k]) => k)).toEqual([expect.stringMatching(`^parley:${SERVICE_ID}:u:`), `parley:${SERVICE_ID}`]);
+    expect(localStorage.length).toBe(1);
     expect(document.cookie).toBe('');
   });
 
@@ -353,7 +364,8 @@ describe('never losing a message', () => {
     await type('Please keep me');
     expect(await ui().findByText('Not sent')).toBeTruthy();
     expect(ui().getByText('Please keep me')).toBeTruthy();
-    expect(JSON.parse(saved()!)).toEqual({ outbox: [expect.objectContaining({ message: 'Please keep me' })] }); // no ticket yet
+    expect(saved()).toBeNull(); // no ticket yet
+    expect(unsentStored()).toEqual([expect.objectContaining({ message: 'Please keep me' })]);
     fireEvent.click(ui().getByRole('button', { name: 'Retry' }));
     await waitFor(() => expect(fake.tickets.size).toBe(1));
     await waitFor(() => expect(ui().queryByText('Not sent')).toBeNull());
@@ -492,6 +504,53 @@ describe('never losing a message', () => {
     expect(posts[1]!.body).toEqual(posts[0]!.body);
     expect([...fake.tickets.values()][0]!.messages.map((m) => m.body)).toEqual([...(hasTicket ? ['First'] : []), 'Important unsent message']);
     expect(JSON.parse(saved()!)).not.toHaveProperty('outbox');
+    expect(unsentStored()).toEqual([]);
+  });
+
+  /** A second tab of this page: its own store over the same localStorage (the widget's parts, not a second mount). */
+  function otherTab() {
+    return createStore({
+      api: createApi({ base: API, serviceId: SERVICE_ID, key: KEY, userToken: () => undefined, fetch: fake.fetch }),
+      storage: createStorage(SERVICE_ID),
+      emitter: createEmitter(),
+      serviceId: SERVICE_ID,
+      apiBase: API,
+      streamTiming: { baseDelay: 5, maxDelay: 20, pollInterval: 10, silence: 5_000 },
+    });
+  }
+
+  it("keeps a tab's unsent message when another tab of the conversation writes what it has read", async () => {
+    const { ticketId } = await chatLive('Hello');
+    const tab = otherTab(); // opened after the first message, before the one that fails
+    await tab.start(true);
+    await waitFor(() => expect(fake.openStreams()).toBe(2));
+    fake.failNext((r) => r.method === 'POST', 'network');
+    await type('Only in the first tab');
+    expect(await ui().findByText('Not sent')).toBeTruthy();
+    fireEvent.keyDown(ui().getByRole('dialog'), { key: 'Escape' }); // closed here: only the other tab marks the reply read
+    const reply = fake.agentReply(ticketId, 'Read in the other tab');
+    await waitFor(() => expect(JSON.parse(saved()!)).toMatchObject({ ticketId, seen: reply.id }));
+    tab.stop();
+    widget!.destroy();
+
+    widget = start(fake); // the first tab reloads
+    await openPanel();
+    expect(await ui().findByText('Not sent')).toBeTruthy();
+    expect(ui().getByText('Only in the first tab')).toBeTruthy();
+    fireEvent.click(ui().getByRole('button', { name: 'Retry' }));
+    await waitFor(() => expect(fake.tickets.get(ticketId)!.messages.map((m) => m.body)).toEqual(['Hello', 'Read in the other tab', 'Only in the first tab']));
+  });
+
+  it('reads unsent messages that the previous version kept in the ticket\'s entry, and moves each to its own', async () => {
+    const ticket = fake.createTicketDirectly('Hello');
+    const old = { key: 'k2', message: 'Kept by the previous version', idempotencyKey: 'k2' };
+    localStorage.setItem(`parley:${SERVICE_ID}`, JSON.stringify({ ...ticket, outbox: [old] }));
+    widget = start(fake);
+    await openPanel();
+    expect(await ui().findByText('Not sent')).toBeTruthy();
+    expect(ui().getByText('Kept by the previous version')).toBeTruthy();
+    expect(JSON.parse(saved()!)).toEqual(ticket);
+    expect(unsentStored()).toEqual([old]);
   });
 
   it('keeps an unsent message in memory when localStorage throws', async () => {
@@ -1329,6 +1388,29 @@ describe('isolation and good guest manners', () => {
     await waitFor(() => expect(fake.openStreams()).toBe(0));
     await type('new visitor');
     await waitFor(() => expect(fake.tickets.size).toBe(2));
+  });
+
+  it('forgets unsent messages, the draft, name and email on Parley.reset(), the panel open or closed', async () => {
+    widget = start(fake);
+    await openPanel();
+    fake.failNext((r) => r.method === 'POST', 'network');
+    await type('Not sent, private');
+    expect(await ui().findByText('Not sent')).toBeTruthy();
+    expect(unsentStored()).toHaveLength(1);
+    const box = () => ui().getByRole('textbox', { name: 'Message' }) as HTMLTextAreaElement;
+    fireEvent.input(box(), { target: { value: 'A private draft' } });
+    Parley().reset();
+    await waitFor(() => expect(ui().queryByText('Not sent, private')).toBeNull());
+    expect(box().value).toBe('');
+    expect(localStorage.length).toBe(0);
+    fireEvent.input(ui().getByRole('textbox', { name: 'Your name (optional)' }), { target: { value: 'Ada' } });
+    fireEvent.input(box(), { target: { value: 'Another draft' } });
+    fireEvent.keyDown(box(), { key: 'Escape' });
+    await waitFor(() => expect(ui().queryByRole('dialog')).toBeNull());
+    Parley().reset();
+    await openPanel();
+    expect(box().value).toBe('');
+    expect((ui().getByRole('textbox', { name: 'Your name (optional)' }) as HTMLInputElement).value).toBe('');
   });
 
   it('replays calls queued on the stub before the script loaded', async () => {

@@ -1,7 +1,7 @@
 import { Component, createRef } from 'preact';
 import type { Store } from '../store.ts';
 import { Launcher } from './Launcher.tsx';
-import { type Draft, Panel } from './Panel.tsx';
+import { Panel } from './Panel.tsx';
 
 interface Props {
   store: Store;
@@ -16,8 +16,6 @@ export class App extends Component<Props> {
   private launcher = createRef<HTMLButtonElement>();
   private off?: () => void;
   private refocus = false;
-  /** What the visitor typed, kept above the panel so closing it (Escape, ×) loses nothing while the page lives. */
-  private draft: Draft = { text: '', who: { name: '', email: '' } };
 
   override componentDidMount(): void {
     const { store, shadow } = this.props;
@@ -73,7 +71,7 @@ export class App extends Component<Props> {
           buttonRef={this.launcher}
           onToggle={() => store.setOpen(!state.open)}
         />
-        {state.open && <Panel state={state} store={store} draft={this.draft} />}
+        {state.open && <Panel state={state} store={store} />}
         {/* One element per reply, added and never rewritten, so several that arrive together are each read out. */}
         <div class="sr" aria-live="polite">
           {state.announcements.map(([id, text]) => (

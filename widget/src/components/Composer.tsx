@@ -6,7 +6,7 @@ interface Props {
   /** Returns false when the text was not taken (it then stays in the box). */
   onSend(text: string): boolean;
   textRef?: Ref<HTMLTextAreaElement>;
-  /** Where the text is kept while the panel is closed. */
+  /** Where the text is kept, also while the panel is closed (reset() empties it). */
   draft: { text: string };
 }
 
@@ -17,18 +17,20 @@ const fmt = (n: number) => n.toLocaleString('en-US');
  * counter changes on every key, so screen readers are told apart, and only when the text crosses
  * 500 or 100 characters left or the limit: the words of the live region change only then.
  */
-export class Composer extends Component<Props, { text: string }> {
-  override state = { text: this.props.draft.text };
-  private keep = (text: string) => this.setState({ text: (this.props.draft.text = text) });
+export class Composer extends Component<Props> {
+  private keep = (text: string) => {
+    this.props.draft.text = text;
+    this.forceUpdate();
+  };
 
   private submit = (e?: Event) => {
     e?.preventDefault();
-    const { text } = this.state;
+    const { text } = this.props.draft;
     const length = countChars(text.trim());
     if (length && length <= MAX_MESSAGE && this.props.onSend(text)) this.keep('');
   };
 
-  render({ textRef }: Props, { text }: { text: string }) {
+  render({ textRef, draft: { text } }: Props) {
     const length = countChars(text.trim());
     const left = MAX_MESSAGE - length;
     const over = left < 0;

@@ -4,23 +4,16 @@ import { countChars } from '@parley/shared/chars';
 import { MAX_NAME, type State, type Store } from '../store.ts';
 import { Composer } from './Composer.tsx';
 import { MessageList } from './MessageList.tsx';
-import { EMAIL_ERROR, NAME_ERROR, type VisitorInfo, VisitorFields } from './VisitorFields.tsx';
-
-/** The typed message, name and email; the panel writes them back as they change. */
-export interface Draft {
-  text: string;
-  who: VisitorInfo;
-}
+import { EMAIL_ERROR, NAME_ERROR, VisitorFields } from './VisitorFields.tsx';
 
 interface Props {
   state: State;
   store: Store;
-  draft: Draft;
 }
 
-/** The open chat: header, conversation, refusal notice, optional visitor fields and composer. */
-export class Panel extends Component<Props, { who: VisitorInfo; error: string }> {
-  override state = { who: this.props.draft.who, error: '' };
+/** The open chat: header, conversation, refusal notice, optional visitor fields and composer. The typed text, name and email live in the store's draft. */
+export class Panel extends Component<Props, { error: string }> {
+  override state = { error: '' };
   private text = createRef<HTMLTextAreaElement>();
 
   /**
@@ -42,8 +35,8 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
   private send = (message: string): boolean => {
     const { store } = this.props;
     const first = asks(this.props);
-    const email = this.state.who.email.trim();
-    const name = this.state.who.name.trim();
+    const email = store.draft.who.email.trim();
+    const name = store.draft.who.name.trim();
     // The server's own rules. No maxLength on the fields: it counts UTF-16 units, not characters,
     // and would cut a long address into another.
     const error = !first ? '' : countChars(name) > MAX_NAME ? NAME_ERROR : email && (email.length > MAX_EMAIL || !EMAIL_PATTERN.test(email)) ? EMAIL_ERROR : '';
@@ -70,9 +63,12 @@ export class Panel extends Component<Props, { who: VisitorInfo; error: string }>
           </p>
         )}
         {asks(this.props) && (
-          <VisitorFields value={this.state.who} onChange={(who) => this.setState({ who: (this.props.draft.who = who), error: '' })} error={this.state.error} />
+          <VisitorFields value={store.draft.who} onChange={(who) => {
+              store.draft.who = who;
+              this.setState({ error: '' });
+            }} error={this.state.error} />
         )}
-        <Composer onSend={this.send} textRef={this.text} draft={this.props.draft} />
+        <Composer onSend={this.send} textRef={this.text} draft={store.draft} />
       </div>
     );
   }
