@@ -11,6 +11,8 @@ export interface Unsent {
   idempotencyKey: string;
   /** The exact create body of the first attempt (see store.ts): a retry must repeat it byte for byte. */
   body?: CreateTicketRequest;
+  /** When its Idempotency-Key was first sent (Date.now()); absent in what the previous version stored. */
+  at?: number;
 }
 
 /** What the widget remembers about a visitor: the ticket to continue. */
@@ -95,7 +97,8 @@ export function createStorage(serviceId: string, win: Window = window): VisitorS
       return keys()
         .filter((k) => k.startsWith(unsentKey))
         .map((k) => json(read(k)))
-        .filter(valid);
+        .filter(valid)
+        .sort((a, b) => (a.at ?? 0) - (b.at ?? 0));
     },
     put: (u) => (typeof u === 'string' ? write(unsentKey + u) : write(unsentKey + u.key, JSON.stringify(u))),
     clear() {

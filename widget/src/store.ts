@@ -16,6 +16,11 @@ export const MESSAGES_PAGE = 100;
 export const NO_ANSWER_TRIES = 8;
 /** Replies kept in the live region: each is read out once when added; a catch-up flood is cut to the newest. */
 export const ANNOUNCED = 5;
+/**
+ * How long after its first send a kept message may be replayed by itself (see merge): the server
+ * remembers an Idempotency-Key for 24 hours, after which a replay would store a second copy.
+ */
+export const REPLAY_WITHIN = 23 * 3_600_000;
 
 export interface Item {
   /** The message id once the server has it; the local id while it is being sent. */
@@ -152,7 +157,9 @@ export function createStore(d: StoreDeps) {
    * Of two items with the same text the oldest is covered first, one per copy. A sending item is
    * confirmed by its own request when that is still to come, else (it was out) by one replay
    * after it failed (deliver). Not for `replacing`: that answer is the item's own. reset() drops
-   * the outbox and every item, and the epoch drops replays still out.
+   * the outbox and every item, and the epoch drops replays still out. A message whose key was
+   * first sent REPLAY_WITHIN ago or more (a tab left open for a day, a reload the next day) is never
+   * taken for the copy: it stays "Not sent" with Retry beside it.
    */
   function merge(messages: Message[], live: boolean, replacing?: string): void {
     let items = state.items;
@@ -171,7 +178,7 @@ export function createStore(d: StoreDeps) {
       const mine =
         replacing || m.author !== 'visitor'
           ? undefined
-          : items.find((i) => (i.state === 'sending' || i.state === 'failed') && i.body === m.body);
+          : items.find((i) => (i.state === 'sending' || i.state === 'failed') && i.body === m.body && Date.now() - (outbox.get(i.key)?.at ?? 0) < REPLAY_WITHIN);
       if (mine) {
         items = items.map((i) => (i === mine ? { ...i, state: 'covered' } : i));
         if (mine.state === 'failed') enqueue(mine.key);
@@ -372,9 +379,10 @@ export function createStore(d: StoreDeps) {
   function refused(key: string, out: Outgoing, e: ApiError): void {
     d.emitter.emit('error', { code: e.code, message: e.message });
     const renew = () => {
-      // The request will differ (another endpoint or token), so it needs its own key.
+      // The request will differ (another endpoint or token), so it needs its own key, with a new 24 hours.
       out.body = undefined;
       out.idempotencyKey = newIdempotencyKey();
+      out.at = Date.now();
       d.storage.put(out);
     };
     let notice = e.status === 0 ? TEXT.offline : e.status === 400 ? `Message not sent: ${e.message}` : TEXT.failed;
@@ -485,7 +493,7 @@ export function createStore(d: StoreDeps) {
       if (!message || countChars(message) > MAX_MESSAGE || state.phase !== 'ready') return false;
       const key = newIdempotencyKey();
       const who = visitor && (visitor.name || visitor.email) ? visitor : undefined;
-      outbox.set(key, { key, message, visitor: who, idempotencyKey: key });
+      outbox.set(key, { key, message, visitor: who, idempotencyKey: key, at: Date.now() });
       set({ items: [...state.items, { key, author: 'visitor', authorName: null, body: message, state: 'sending' }] });
       enqueue(key);
       return true;

@@ -541,6 +541,41 @@ describe('never losing a message', () => {
     await waitFor(() => expect(fake.tickets.get(ticketId)!.messages.map((m) => m.body)).toEqual(['Hello', 'Read in the other tab', 'Only in the first tab']));
   });
 
+  it.each([
+    ['replays it by itself within 23 hours of its first send', 22.9, true],
+    ['leaves it "Not sent" with Retry 23 hours or more after (the server keeps a key 24 hours)', 23, false],
+  ])('a kept message whose copy is in the history: %s', async (_, hours, replayed) => {
+    const text = 'Did my message arrive?';
+    const ticket = fake.createTicketDirectly('Hello');
+    // The send whose answer was lost: the server stored it under the key the widget kept.
+    await fake.fetch(`${API}/v1/widget/${SERVICE_ID}/tickets/${ticket.ticketId}/messages`, {
+      method: 'POST',
+      headers: { 'X-Parley-Key': KEY, 'X-Visitor-Token': ticket.visitorToken, 'Idempotency-Key': 'k1', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ message: text }),
+    });
+    localStorage.setItem(`parley:${SERVICE_ID}`, JSON.stringify(ticket));
+    const kept = { key: 'k1', message: text, idempotencyKey: 'k1', at: Date.now() - hours * 3_600_000 };
+    localStorage.setItem(`parley:${SERVICE_ID}:u:k1`, JSON.stringify(kept));
+    widget = start(fake);
+    await openPanel();
+    await ui().findByText('Hello');
+    const replays = () => posts().filter((r) => r.headers['idempotency-key'] === 'k1').slice(1);
+    if (replayed) {
+      await waitFor(() => expect(replays()).toHaveLength(1));
+      await settled();
+      expect(ui().getAllByText(text)).toHaveLength(1);
+      expect(unsentStored()).toEqual([]);
+    } else {
+      await new Promise((r) => setTimeout(r, 50));
+      expect(replays()).toEqual([]);
+      expect(ui().getAllByText(text)).toHaveLength(2); // the server's copy, and the kept one beside it
+      expect(ui().getByText('Not sent')).toBeTruthy();
+      expect(ui().getByRole('button', { name: 'Retry' })).toBeTruthy();
+      expect(unsentStored()).toEqual([kept]);
+    }
+    expect(fake.tickets.get(ticket.ticketId)!.messages.map((m) => m.body)).toEqual(['Hello', text]);
+  });
+
   it('reads unsent messages that the previous version kept in the ticket\'s entry, and moves each to its own', async () => {
     const ticket = fake.createTicketDirectly('Hello');
     const old = { key: 'k2', message: 'Kept by the previous version', idempotencyKey: 'k2' };
