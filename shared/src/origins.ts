@@ -82,6 +82,9 @@ export function parseOriginEntry(entry: string): OriginPattern | null {
     host = host.slice(2);
     // A wildcard must name a registrable-looking domain: `*.com` would open every site.
     if (!host.includes('.') && host !== 'localhost') return null;
+    // SPEC 4's wildcard is https: a plaintext one would let anyone on the network path of any
+    // subdomain speak for the site. `http://*.localhost` stays, for development servers.
+    if (parts.scheme !== 'https' && host !== 'localhost') return null;
   }
   const ascii = asciiHost(host);
   if (ascii === null || !validHost(ascii)) return null;

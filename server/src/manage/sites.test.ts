@@ -112,6 +112,9 @@ describe('POST /v1/sites', () => {
     ['a wildcard over a shared shop host', { allowed_origins: ['https://*.myshopify.com'] }, 'allowed_origins.0'],
     ['a wildcard over r2.dev', { allowed_origins: ['https://*.r2.dev'] }, 'allowed_origins.0'],
     ['a wildcard over an IP address tail', { allowed_origins: ['http://*.0.0.1:3000'] }, 'allowed_origins.0'],
+    // SPEC 4's wildcard is https (plaintext only for *.localhost, a development server).
+    ['a plaintext wildcard', { allowed_origins: ['http://*.acme.com'] }, 'allowed_origins.0'],
+    ['a plaintext wildcard with a port', { allowed_origins: ['https://a.example', 'HTTP://*.Acme.com:8080'] }, 'allowed_origins.1'],
     ['a bad service id', { service_id: 'Bad_Id' }, 'service_id'],
     ['a rate limit of 0', { rate_limit_per_minute: 0 }, 'rate_limit_per_minute'],
     ['a negative cap', { daily_spend_cap_micros: -1 }, 'daily_spend_cap_micros'],
