@@ -222,13 +222,16 @@ describe('parley site create', () => {
 
   it('needs --workspace when several workspaces exist, and uses it when given', () => {
     const db = freshDb();
-    createWorkspace(db, 'One');
+    const one = createWorkspace(db, 'One');
     const two = createWorkspace(db, 'Two');
     const args = ['site', 'create', 'acme-help', '--name', 'A', '--origin', 'https://a.example', '--db', db];
     const r = run(args);
     expect(r.code).toBe(2);
     expect(r.lines).toHaveLength(1);
     expect(r.lines[0]).toMatch(/--workspace/);
+    // It names the workspaces to choose from: nothing else lists them.
+    expect(r.lines[0]).toContain(`${one.id} ("One")`);
+    expect(r.lines[0]).toContain(`${two.id} ("Two")`);
 
     const ok = run([...args, '--workspace', two.id, '--json']);
     expect(ok.code, ok.stderr).toBe(0);

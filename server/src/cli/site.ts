@@ -2,7 +2,7 @@
 import { CreateSiteBody } from '@parley/shared';
 import type { DB } from '../db/open.js';
 import { siteToApi } from '../db/sites.js';
-import { findOnlyWorkspace, findWorkspaceById } from '../db/workspaces.js';
+import { findOnlyWorkspace, findWorkspaceById, firstWorkspaces } from '../db/workspaces.js';
 import { ApiError } from '../errors.js';
 import { createSite } from '../services/provisioning.js';
 import { intFlag, output, parse, printUsage, UsageError, wantsHelp } from './args.js';
@@ -20,7 +20,12 @@ export function resolveWorkspace(db: DB, id: string | undefined): string {
   }
   const only = findOnlyWorkspace(db);
   if (only === null) throw new UsageError('no workspace exists yet: run `parley workspace create <name>` first');
-  if (only === 'many') throw new UsageError('several workspaces exist: pass --workspace ID');
+  if (only === 'many') {
+    // Name them: no other command lists workspaces, and the id was printed only when each was made.
+    const some = firstWorkspaces(db, 6);
+    const named = some.slice(0, 5).map((w) => `${w.id} (${JSON.stringify(w.name)})`).join(', ');
+    throw new UsageError(`several workspaces exist: pass --workspace ID, one of ${named}${some.length > 5 ? ', ...' : ''}`);
+  }
   return only.id;
 }
 

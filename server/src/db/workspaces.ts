@@ -12,6 +12,7 @@ const s = perDb((db) => ({
   insert: db.prepare('INSERT INTO workspaces (id, name, created_at) VALUES (@id, @name, @created_at)'),
   byId: db.prepare('SELECT * FROM workspaces WHERE id = ?'),
   firstTwo: db.prepare('SELECT * FROM workspaces ORDER BY created_at LIMIT 2'),
+  first: db.prepare('SELECT * FROM workspaces ORDER BY created_at, id LIMIT ?'),
   byName: db.prepare('SELECT * FROM workspaces WHERE name = ? ORDER BY created_at LIMIT 1'),
 }));
 
@@ -29,4 +30,9 @@ export function findOnlyWorkspace(db: DB): WorkspaceRow | null | 'many' {
   const rows = s(db).firstTwo.all() as WorkspaceRow[];
   if (rows.length === 0) return null;
   return rows.length === 1 ? rows[0]! : 'many';
+}
+
+/** The oldest `limit` workspaces. */
+export function firstWorkspaces(db: DB, limit: number): WorkspaceRow[] {
+  return s(db).first.all(limit) as WorkspaceRow[];
 }
