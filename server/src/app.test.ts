@@ -203,6 +203,26 @@ describe('the error envelope', () => {
     expect(JSON.parse(line!)).toMatchObject({ request_id: id, method: 'POST', path: POST_PATH, status: 400, msg: 'request' });
     expect(line).not.toContain('pk_live_');
   });
+
+  it("logs the client's address: the socket's, and X-Forwarded-For's only behind PARLEY_TRUST_PROXY", async () => {
+    const logged = async (server: TestServer): Promise<Record<string, unknown>> => {
+      const r = await fetch(`${server.base}/healthz`, { headers: { 'X-Forwarded-For': '203.0.113.7' } });
+      const id = r.headers.get('x-request-id')!;
+      for (let i = 0; i < 100; i++) {
+        const line = server.logs.find((l) => l.includes(id));
+        if (line) return JSON.parse(line) as Record<string, unknown>;
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      throw new Error('no access log line');
+    };
+    expect((await logged(t)).ip).toMatch(/^(::ffff:)?127\.0\.0\.1$/);
+    const proxied = await startTestServer({ trustProxy: 'loopback' });
+    try {
+      expect((await logged(proxied)).ip).toBe('203.0.113.7');
+    } finally {
+      await proxied.close();
+    }
+  });
 });
 
 describe('GET /widget.js', () => {

@@ -23,6 +23,8 @@ export function requestContext(ctx: AppContext): RequestHandler {
         path: req.originalUrl.split('?')[0],
         status: res.statusCode,
         ms: Number(process.hrtime.bigint() - started) / 1e6,
+        // The client's address: the socket's, or with PARLEY_TRUST_PROXY the one the trusted proxies forwarded.
+        ip: req.ip,
       }, 'request');
     });
     next();

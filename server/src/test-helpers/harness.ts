@@ -29,6 +29,8 @@ export interface TestServerOptions {
   limits?: Partial<AppContext['limits']>;
   dir?: string;
   dbPath?: string;
+  /** PARLEY_TRUST_PROXY's value (default: false). */
+  trustProxy?: string;
 }
 
 /** Starts Parley on 127.0.0.1:0 over a fresh database file. */
@@ -51,7 +53,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       this.now = ms;
     },
   };
-  const config = loadConfig({}, { db: dbPath, port: '0', host: '127.0.0.1', logLevel: 'info' });
+  const config = loadConfig({}, { db: dbPath, port: '0', host: '127.0.0.1', logLevel: 'info', ...(opts.trustProxy !== undefined && { trustProxy: opts.trustProxy }) });
   const running = await startServer({ config, logger: createLogger('info', sink), clock: () => clock.now, limits: opts.limits });
   const base = `http://127.0.0.1:${running.port}`;
   return {
