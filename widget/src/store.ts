@@ -574,12 +574,12 @@ export function ownerHelp(e: ApiError, serviceId: string, apiBase: string, win: 
     case 'origin_required':
       return `Parley: this page's origin ${origin} is not allowed for ${site}; add ${origin} to the site's allowed origins.`;
     case 'invalid_api_key':
-      return `Parley: data-key is not a valid, active publishable key for ${site} (seen from ${origin}); copy the site's current publishable key into data-key.`;
+      return `Parley: data-key is not a valid, active publishable key for ${site} (seen from ${origin}); copy the current one.`;
     case 'site_mismatch':
-      return `Parley: data-key belongs to a different site than ${site} (seen from ${origin}); use the publishable key of "${serviceId}" or fix data-service-id.`;
+      return `Parley: data-key belongs to a different site than ${site} (seen from ${origin}); use its key or fix data-service-id.`;
     case 'network':
     case 'timeout':
-      return `Parley: could not reach ${apiBase} for ${site} from ${origin}; if the API is up, check data-service-id "${serviceId}" and add ${origin} to the site's allowed origins (the browser hides either refusal), or correct data-api.`;
+      return `Parley: could not reach ${apiBase} for ${site} from ${origin}; if it is up, check data-service-id "${serviceId}" and add ${origin} to the site's allowed origins, or fix data-api.`;
     default:
       return `Parley: the chat for ${site} could not start on ${origin}: ${e.status ? `HTTP ${e.status} ` : ''}${e.code}: ${e.message}`;
   }

@@ -38,10 +38,10 @@ export function readTag(script: HTMLScriptElement): TagOptions | { problems: str
   const attr = (name: string) => script.getAttribute(name);
 
   const key = attr('data-key')?.trim() ?? '';
-  if (!key) problems.push('data-key is missing: set it to the site\'s publishable key (pk_live_... or pk_test_...)');
+  if (!key) problems.push('data-key is missing: set it to the site\'s publishable key (pk_...)');
   else if (key.startsWith('sk_'))
-    problems.push('data-key holds a secret key (sk_...): never put it in a web page; revoke it and use the site\'s publishable key (pk_...)');
-  else if (!PUBLISHABLE.test(key)) problems.push('data-key is not a valid publishable key (pk_live_... or pk_test_..., 57 characters): copy it again from the site\'s keys');
+    problems.push('data-key holds a secret key (sk_...), now exposed: revoke it and use the site\'s publishable key (pk_...)');
+  else if (!PUBLISHABLE.test(key)) problems.push('data-key is not a valid publishable key (pk_live_... or pk_test_..., 57 characters): copy it again');
 
   const serviceId = attr('data-service-id')?.trim() ?? '';
   if (!serviceId) problems.push('data-service-id is missing: set it to the site\'s service id');
@@ -54,7 +54,7 @@ export function readTag(script: HTMLScriptElement): TagOptions | { problems: str
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('not http');
     api = rawApi ? url.href.replace(/\/+$/, '') : url.origin;
   } catch {
-    problems.push(rawApi ? `data-api "${rawApi}" is not an http(s) URL` : 'data-api is missing and the script has no http(s) src to take the API host from');
+    problems.push(rawApi ? `data-api "${rawApi}" is not an http(s) URL` : 'data-api is missing and the script has no http(s) src');
   }
 
   const userToken = attr('data-user-token')?.trim() || undefined;

@@ -36,7 +36,7 @@ export function boot(o: BootOptions): Widget | null {
   const doc = o.doc ?? document;
   const win = o.win ?? window;
   if (!o.script) {
-    console.error('Parley: could not find the widget\'s <script> tag; it needs data-key and data-service-id attributes.');
+    console.error('Parley: could not find the widget\'s <script> tag (with data-key and data-service-id).');
     return null;
   }
   // The host alone misses a first copy still waiting for <body> (two tags in <head>).
@@ -44,7 +44,7 @@ export function boot(o: BootOptions): Widget | null {
   if (first) {
     // A page that swapped its <body> (Turbo-style navigation) and ran the tag again keeps the first
     // widget, which lives outside <body>; one that removed it gets it back.
-    if (!doc.body || (first.isConnected && (first as Mounted)[MARK] === doc.body)) console.error('Parley: the widget script is included twice on this page; keep one tag.');
+    if (!doc.body || (first.isConnected && (first as Mounted)[MARK] === doc.body)) console.error('Parley: the widget script is included twice; keep one tag.');
     else {
       (first as Mounted)[MARK] = doc.body;
       if (!first.isConnected) doc.documentElement.appendChild(first);
@@ -53,11 +53,11 @@ export function boot(o: BootOptions): Widget | null {
   }
   const tag = readTag(o.script);
   if ('problems' in tag) {
-    console.error(`Parley: the widget's script tag needs fixing, so the chat is not shown: ${tag.problems.join('; ')}.`);
+    console.error(`Parley: the chat is not shown; fix its script tag: ${tag.problems.join('; ')}.`);
     return null;
   }
   if (typeof (win as unknown as typeof globalThis).CSSStyleSheet !== 'function' || !('adoptedStyleSheets' in ShadowRoot.prototype)) {
-    console.error('Parley: this browser lacks constructable stylesheets, so the chat is not shown.');
+    console.error('Parley: the chat is not shown: this browser lacks constructable stylesheets.');
     return null;
   }
 
