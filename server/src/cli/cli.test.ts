@@ -1,6 +1,6 @@
 // The CLI as a user runs it: `node server/bin/parley.js ...` in a real process over a real database.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -270,6 +270,20 @@ describe('parley (dispatch)', () => {
     expect(r.code).toBe(2);
     expect(r.lines).toHaveLength(1);
     expect(r.lines[0]).toMatch(/--wrokers/);
+  });
+
+  it('a database that cannot be opened: exit 2, one line naming PARLEY_DB and the path, for serve and the one-shot commands', () => {
+    const notADb = join(mkdtempSync(join(tmpdir(), 'parley-notdb-')), 'notes.txt');
+    writeFileSync(notADb, 'this is not a database, just some text that is long enough to have a header'.repeat(20));
+    for (const path of ['/proc/parley-cannot-be-here.db', notADb]) {
+      for (const args of [['serve', '--port', '0'], ['serve', '--port', '0', '--workers', '2'], ['workspace', 'create', 'X']]) {
+        const r = run(args, { PARLEY_DB: path });
+        expect(r.code, `${args.join(' ')} on ${path}: ${r.stderr}`).toBe(2);
+        expect(r.lines).toHaveLength(1);
+        expect(r.lines[0]).toContain('PARLEY_DB or --db');
+        expect(r.lines[0]).toContain(path);
+      }
+    }
   });
 });
 

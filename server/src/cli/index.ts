@@ -1,5 +1,6 @@
 // Dispatches `parley <command>`; usage errors print one line on stderr and exit 2.
 import { ConfigError } from '../config.js';
+import { DatabaseOpenError } from '../db/open.js';
 import { UsageError } from './args.js';
 
 const HELP = `Parley: support chat widget and its API.
@@ -48,7 +49,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
       process.stderr.write(`parley: ${err.line()}\n`);
       return 2;
     }
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof DatabaseOpenError) {
       process.stderr.write(`parley: ${oneLine(err.message)}\n`);
       return 2;
     }

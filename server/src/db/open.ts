@@ -10,11 +10,21 @@ export type DB = Database.Database;
 /** How long a connection waits for another one's lock before SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5000;
 
-/** Opens (creating if needed) and migrates the database at `path`. */
+/** The database file cannot be opened as one (no such place, no permission, not a database). */
+export class DatabaseOpenError extends Error {}
+
+/** Opens (creating it and its folder if needed) and migrates the database at `path`. */
 export function openDatabase(path: string, durability: Durability = 'normal'): DB {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
+  let db: DB | undefined;
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    db = new Database(path);
+    // The first read of the file: a file that is no database fails here.
+    db.pragma('journal_mode = WAL');
+  } catch (err) {
+    db?.close();
+    throw new DatabaseOpenError(`cannot open the database ${JSON.stringify(path)} (PARLEY_DB or --db): ${(err as Error).message}`);
+  }
   // NORMAL in WAL survives process crashes; FULL also survives power loss (an fsync per commit).
   db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('foreign_keys = ON');
