@@ -51,6 +51,11 @@ describe('widget.js', () => {
     expect(code).not.toMatch(/process\.env|__vite|zod/);
   });
 
+  it('keeps the names it shares with the API, storage and window.Parley (terser shortens only internal ones)', () => {
+    const shared = ['ticketId', 'visitorToken', 'seen', 'idempotencyKey', 'outbox', 'greeting', 'require_identity', 'author_name', 'visitor_token', 'page_url', 'user_token', 'identify', 'toggle', 'reset'];
+    expect(shared.filter((name) => !code.includes(name))).toEqual([]);
+  });
+
   it('runs on a page: launcher in a shadow root, no global but Parley, nothing stored', async () => {
     const fake = fakeParley();
     const window = new Window({ url: 'https://shop.example/', console: globalThis.console, settings: { enableJavaScriptEvaluation: true, suppressInsecureJavaScriptEnvironmentWarning: true } });
