@@ -75,18 +75,24 @@ export const Metadata = z
   .pipe(z.record(z.string().min(1).refine((k) => withinChars(k, 40), 'must be at most 40 characters'), Chars(500)))
   .refine((m) => Object.keys(m).length <= 20, 'at most 20 keys');
 
+/**
+ * An optional field of a widget request that may also be `null`, read as left out: responses write
+ * "no value" as null (SPEC 7a), so a backend that proxies visitors may echo that shape back.
+ */
+const Absent = <T extends z.ZodType>(schema: T) => schema.nullish().transform((v) => v ?? undefined);
+
 export const Visitor = z.strictObject({
-  name: TrimmedText(100).optional(),
-  email: Email.optional(),
+  name: Absent(TrimmedText(100)),
+  email: Absent(Email),
 });
 
 // ---- widget requests ----
 
 export const CreateTicketBody = z.strictObject({
   message: MessageBody,
-  visitor: Visitor.optional(),
-  page_url: HttpUrl.optional(),
-  metadata: Metadata.optional(),
+  visitor: Absent(Visitor),
+  page_url: Absent(HttpUrl),
+  metadata: Absent(Metadata),
   user_token: z.string().min(1).max(8192).optional(),
   api_key: z.string().optional(),
 });

@@ -63,6 +63,18 @@ describe('POST /tickets', () => {
     expect(ticket).toMatchObject({ visitor: { name: null, email: null }, user: null, page_url: null, metadata: null });
   });
 
+  it('takes null for an optional field as left out, so a proxy may echo the response shape back', async () => {
+    const echoed = { message: 'hi', visitor: { name: null, email: null }, page_url: null, metadata: null };
+    const { ticket } = await createTicket(t.base, fx, echoed);
+    expect(ticket).toMatchObject({ visitor: { name: null, email: null }, page_url: null, metadata: null });
+    const bare = await createTicket(t.base, fx, { message: 'hi', visitor: null });
+    expect(bare.ticket.visitor).toEqual({ name: null, email: null });
+    const some = await createTicket(t.base, fx, { message: 'hi', visitor: { name: 'Ada', email: null } });
+    expect(some.ticket.visitor).toEqual({ name: 'Ada', email: null });
+    // null is no value, not a value of another type: the message itself is still required.
+    expect((await visitor(t.base, fx, 'POST', '/tickets', { body: { message: null } })).status).toBe(400);
+  });
+
   it('stores and returns message bodies verbatim: no HTML processing', async () => {
     const hostile = '<img src=x onerror=alert(1)> &amp; <script>alert("x")</script>\n\u2028 «ünïcødé» 🎉';
     const created = await createTicket(t.base, fx, { message: hostile });
