@@ -95,7 +95,9 @@ export function demoPage(apiBase: string, key: string): string {
 <body>
   <header><h1>Acme Store</h1><p>This page stands for your website. The chat launcher in the corner is Parley.</p></header>
   <main>
-    <p>Open the launcher, send a message, then answer it as an agent:</p>
+    <p>Open the launcher, send a message, then answer it as an agent, with the secret key the
+    terminal printed (<code>export PARLEY_SECRET_KEY=sk_live_...</code>, as it shows) and the
+    ticket's id from <code>GET /v1/sites/${SERVICE_ID}/tickets</code>:</p>
     <pre>curl -X POST ${apiBase}/v1/sites/${SERVICE_ID}/tickets/TICKET_ID/messages \\
   -H "Authorization: Bearer $PARLEY_SECRET_KEY" -H "Content-Type: application/json" \\
   -d '{"message":"Hello from support!"}'</pre>
@@ -176,7 +178,8 @@ export async function demoCommand(argv: string[]): Promise<number | undefined> {
       `  publishable (widget):  ${keys.publishable_live}`,
       `  secret (management):   ${keys.secret_live}`,
       '',
-      `Try: curl -H "Authorization: Bearer ${keys.secret_live}" ${apiBase}/v1/sites/${SERVICE_ID}/tickets`,
+      `Try: export PARLEY_SECRET_KEY=${keys.secret_live}  # the demo page's curl uses it`,
+      `     curl -H "Authorization: Bearer $PARLEY_SECRET_KEY" ${apiBase}/v1/sites/${SERVICE_ID}/tickets`,
       'Press Ctrl+C to stop.',
       '',
     ].join('\n'),
