@@ -76,13 +76,6 @@ export function createStorage(serviceId: string, win: Window = window): VisitorS
       useMemory = true;
     }
   };
-  const json = (raw: string | null) => {
-    try {
-      return JSON.parse(raw!) as unknown;
-    } catch {
-      return null;
-    }
-  };
   const storage: VisitorStorage = {
     key,
     get: () => parseSaved(read(key)),
@@ -108,18 +101,21 @@ export function createStorage(serviceId: string, win: Window = window): VisitorS
   return storage;
 }
 
+const json = (raw: string | null | undefined): unknown => {
+  try {
+    return JSON.parse(raw!);
+  } catch {
+    return null;
+  }
+};
+
 const valid = (u: unknown): u is Unsent =>
   typeof (u as Unsent)?.key === 'string' && typeof (u as Unsent).message === 'string' && typeof (u as Unsent).idempotencyKey === 'string';
 
 /** A stored value, or null when it is absent or not ours. */
 export function parseSaved(raw: string | null | undefined): Saved | null {
-  if (!raw) return null;
-  try {
-    const v = JSON.parse(raw) as Partial<Saved>;
-    return typeof v.ticketId === 'string' && typeof v.visitorToken === 'string'
-      ? { ticketId: v.ticketId, visitorToken: v.visitorToken, ...(typeof v.seen === 'string' && { seen: v.seen }) }
-      : null;
-  } catch {
-    return null;
-  }
+  const v = json(raw) as Partial<Saved> | null;
+  return typeof v?.ticketId === 'string' && typeof v.visitorToken === 'string'
+    ? { ticketId: v.ticketId, visitorToken: v.visitorToken, ...(typeof v.seen === 'string' && { seen: v.seen }) }
+    : null;
 }

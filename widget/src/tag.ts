@@ -51,7 +51,7 @@ export function readTag(script: HTMLScriptElement): TagOptions | { problems: str
   const rawApi = attr('data-api')?.trim();
   try {
     const url = new URL(rawApi || script.src || 'x:', script.ownerDocument.baseURI);
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('not http');
+    if (!/^https?:$/.test(url.protocol)) throw 0;
     api = rawApi ? url.href.replace(/\/+$/, '') : url.origin;
   } catch {
     problems.push(rawApi ? `data-api "${rawApi}" is not an http(s) URL` : 'data-api is missing and the script has no http(s) src');
@@ -68,11 +68,9 @@ export function readTag(script: HTMLScriptElement): TagOptions | { problems: str
   }
 
   const rawZ = attr('data-z-index');
-  let zIndex: number | undefined;
-  if (rawZ !== null) {
-    zIndex = /^-?\d{1,10}$/.test(rawZ.trim()) ? Number(rawZ) : NaN;
-    if (!Number.isInteger(zIndex) || Math.abs(zIndex) > 2147483647) problems.push(`data-z-index "${rawZ}" must be a whole number`);
-  }
+  // Up to ten digits, so a number is always whole: only the range is left to check.
+  const zIndex = rawZ === null ? undefined : Number(rawZ);
+  if (rawZ !== null && !(/^-?\d{1,10}$/.test(rawZ.trim()) && Math.abs(zIndex!) <= 2147483647)) problems.push(`data-z-index "${rawZ}" must be a whole number`);
 
   if (problems.length) return { problems };
   return { key, serviceId, api, userToken, open, zIndex };
