@@ -40,10 +40,13 @@ const INTERNAL_PROPS = [
   'buttonRef', 'onToggle', 'onRetry', 'onSend', 'textRef', 'launcher', 'refocus', 'keep',
   // also names of DOM or built-in properties, which this bundle uses on its own objects only
   'store', 'retry', 'send', 'start', 'stop', 'emit', 'events', 'config', 'host', 'list', 'off', 'script', 'items', 'closed',
+  'zIndex', 'fetch', 'text', 'event',
   // preact's component methods and options, which only this bundle's preact calls
   'componentWillMount', 'componentDidMount', 'componentWillReceiveProps', 'shouldComponentUpdate', 'componentWillUpdate',
   'getSnapshotBeforeUpdate', 'componentDidUpdate', 'componentWillUnmount', 'componentDidCatch', 'getDerivedStateFromProps',
   'getDerivedStateFromError', 'getChildContext', 'contextType', 'defaultProps', 'forceUpdate', 'setState', 'debounceRendering',
+  // and its component fields, also set and read by this bundle only
+  'props', 'state', 'base', 'current',
 ];
 
 export default defineConfig({
