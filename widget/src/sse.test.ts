@@ -31,6 +31,13 @@ describe('createSseParser', () => {
     ]);
   });
 
+  it('reads a field without a colon as empty, keeps later colons and one space only, and any character in a value', () => {
+    const seen: SseEvent[] = [];
+    const feed = createSseParser((e) => seen.push(e));
+    feed('data\ndata:  two: spaces\u2028\ndata:x\nunknown: field\n\n');
+    expect(seen).toEqual([{ event: 'message', data: '\n two: spaces\u2028\nx', id: undefined }]);
+  });
+
   it('does not dispatch an event before its blank line', () => {
     const seen: SseEvent[] = [];
     const feed = createSseParser((e) => seen.push(e));

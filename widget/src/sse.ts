@@ -27,11 +27,8 @@ export function createSseParser(onEvent: (e: SseEvent) => void): (chunk: string)
         event = '';
         continue;
       }
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      let value = colon < 0 ? '' : line.slice(colon + 1);
-      if (value.startsWith(' ')) value = value.slice(1);
+      // Field, then after the first colon and one space the value; a comment (":...") is the field "", which none is.
+      const [, field, value = ''] = /^([^:]*)(?:: ?([^]*))?$/.exec(line)!;
       if (field === 'data') data.push(value);
       else if (field === 'event') event = value;
       else if (field === 'id' && !value.includes('\0')) id = value;
