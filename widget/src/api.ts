@@ -65,20 +65,23 @@ export function createApi(o: ApiOptions) {
     return h;
   }
 
-  async function call<T>(method: string, path: string, h: Record<string, string>, body?: unknown): Promise<T> {
+  /** One request; with `stream` (the caller's signal, no timeout) it resolves with the open body instead of parsed JSON. */
+  async function call<T>(method: string, path: string, h: Record<string, string>, body?: unknown, stream?: AbortSignal): Promise<T> {
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), o.timeoutMs ?? TIMEOUT_MS);
+    const timer = stream ? undefined : setTimeout(() => abort.abort(), o.timeoutMs ?? TIMEOUT_MS);
     let res: Response;
     try {
       res = await doFetch(root + path, {
         method,
         headers: h,
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: abort.signal,
+        signal: stream ?? abort.signal,
         credentials: 'omit',
+        ...(stream && { cache: 'no-store' }),
       });
+      if (stream && res.ok && res.body) return res.body as T;
       const data: unknown = await res.json().catch(() => undefined);
-      if (res.ok && data && typeof data === 'object') return data as T;
+      if (!stream && res.ok && data && typeof data === 'object') return data as T;
       throw toError(res, data);
     } catch (err) {
       if (err instanceof ApiError) throw err;
@@ -121,23 +124,11 @@ export function createApi(o: ApiOptions) {
         { message },
       ),
     /** Opens the event stream; the caller reads the body and owns the signal. */
-    events: async (ticketId: string, visitorToken: string, lastEventId: string | undefined, signal: AbortSignal) => {
+    events: (ticketId: string, visitorToken: string, lastEventId: string | undefined, signal: AbortSignal) => {
       const h = headers(visitorToken);
       h.Accept = 'text/event-stream';
       if (lastEventId) h['Last-Event-ID'] = lastEventId;
-      let res: Response;
-      try {
-        res = await doFetch(`${root}/tickets/${encodeURIComponent(ticketId)}/events`, {
-          headers: h,
-          signal,
-          credentials: 'omit',
-          cache: 'no-store',
-        });
-      } catch {
-        throw unreachable();
-      }
-      if (!res.ok || !res.body) throw toError(res, await res.json().catch(() => undefined));
-      return res.body;
+      return call<ReadableStream<Uint8Array>>('GET', `/tickets/${encodeURIComponent(ticketId)}/events`, h, undefined, signal);
     },
   };
 }
