@@ -34,7 +34,7 @@ export function createHost(doc: Document): Host {
     setVars(next) {
       Object.assign(current, next);
       const body = Object.entries(current)
-        .map(([k, v]) => `${k}:${v}`)
+        .map((kv) => kv.join(':'))
         .join(';');
       vars.replaceSync(`:host{${body}}`);
     },

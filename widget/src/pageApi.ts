@@ -30,7 +30,7 @@ export function installPageApi(win: Window, api: PageApi, whenReady: (fn: () => 
       try {
         (api[method as keyof PageApi] as (...a: unknown[]) => unknown)(...args);
       } catch (err) {
-        console.error(`Parley: the queued call ${String(method)}() failed`, err);
+        console.error(`Parley: the queued call ${method}() failed`, err);
       }
     };
     if (AFTER_READY.includes(method as string)) whenReady(run);

@@ -45,7 +45,7 @@ export function readTag(script: HTMLScriptElement): TagOptions | { problems: str
 
   const serviceId = attr('data-service-id')?.trim() ?? '';
   if (!serviceId) problems.push('data-service-id is missing: set it to the site\'s service id');
-  else if (!SERVICE_ID.test(serviceId)) problems.push(`data-service-id "${serviceId}" is not a service id (lowercase letters, digits and dashes)`);
+  else if (!SERVICE_ID.test(serviceId)) problems.push(`data-service-id "${serviceId}" is not a service id (a-z, 0-9 and -)`);
 
   let api = '';
   const rawApi = attr('data-api')?.trim();
