@@ -76,17 +76,11 @@ export function createStorage(serviceId: string, win: Window = window): VisitorS
       useMemory = true;
     }
   };
-  const storage: VisitorStorage = {
+  return {
     key,
     get: () => parseSaved(read(key)),
     set: (value) => write(key, value ? JSON.stringify(value) : undefined),
     unsent() {
-      // The previous version kept them in the ticket's entry: each is moved to its own.
-      const old = (json(read(key)) as { outbox?: unknown } | null)?.outbox;
-      if (Array.isArray(old)) {
-        for (const u of old) if (valid(u)) storage.put(u);
-        storage.set(storage.get());
-      }
       return keys()
         .filter((k) => k.startsWith(unsentKey))
         .map((k) => json(read(k)))
@@ -98,7 +92,6 @@ export function createStorage(serviceId: string, win: Window = window): VisitorS
       for (const k of keys()) if (k === key || k.startsWith(unsentKey)) write(k);
     },
   };
-  return storage;
 }
 
 const json = (raw: string | null | undefined): unknown => {

@@ -9,6 +9,12 @@ import type { Saved, Unsent as Outgoing, VisitorStorage } from './storage.ts';
 
 /** SPEC 6, in characters as the server counts them (countChars), not UTF-16 units. */
 export const MAX_MESSAGE = 5000;
+/**
+ * The request body is at most 32 KiB of UTF-8 (SPEC 6): 5,000 emoji of 4 to 8 bytes do not fit.
+ * The message's JSON text may take 28,000 bytes, which leaves room for the rest of a first message's
+ * body (name, email, page_url, a user token of a usual size); beyond it the server would answer 413.
+ */
+export const tooLong = (message: string) => countChars(message) > MAX_MESSAGE || new Blob([JSON.stringify(message)]).size > 28e3;
 export const MAX_NAME = 100;
 /** The most messages one GET of a ticket's messages returns (SPEC 6: oldest first, at most 100). */
 export const MESSAGES_PAGE = 100;
@@ -490,7 +496,7 @@ export function createStore(d: StoreDeps) {
     /** Sends a visitor message; false when there is nothing to send. */
     send(text: string, visitor?: { name?: string; email?: string }): boolean {
       const message = text.trim();
-      if (!message || countChars(message) > MAX_MESSAGE || state.phase !== 'ready') return false;
+      if (!message || tooLong(message) || state.phase !== 'ready') return false;
       const key = newIdempotencyKey();
       const who = visitor && (visitor.name || visitor.email) ? visitor : undefined;
       outbox.set(key, { key, message, visitor: who, idempotencyKey: key, at: Date.now() });

@@ -576,18 +576,6 @@ describe('never losing a message', () => {
     expect(fake.tickets.get(ticket.ticketId)!.messages.map((m) => m.body)).toEqual(['Hello', text]);
   });
 
-  it('reads unsent messages that the previous version kept in the ticket\'s entry, and moves each to its own', async () => {
-    const ticket = fake.createTicketDirectly('Hello');
-    const old = { key: 'k2', message: 'Kept by the previous version', idempotencyKey: 'k2' };
-    localStorage.setItem(`parley:${SERVICE_ID}`, JSON.stringify({ ...ticket, outbox: [old] }));
-    widget = start(fake);
-    await openPanel();
-    expect(await ui().findByText('Not sent')).toBeTruthy();
-    expect(ui().getByText('Kept by the previous version')).toBeTruthy();
-    expect(JSON.parse(saved()!)).toEqual(ticket);
-    expect(unsentStored()).toEqual([old]);
-  });
-
   it('keeps an unsent message in memory when localStorage throws', async () => {
     vi.spyOn(Storage.prototype, 'setItem').mockImplementation(() => {
       throw new DOMException('blocked', 'SecurityError');
@@ -1231,6 +1219,25 @@ describe('the character counter', () => {
     fireEvent.input(box, { target: { value: '👍🏽'.repeat(2_600) } }); // a skin-tone emoji: 4 units, 1 character
     expect(root().querySelector('.count')).toBeNull();
     expect(ui().getByRole('button', { name: 'Send' }).hasAttribute('disabled')).toBe(false);
+    fireEvent.keyDown(box, { key: 'Enter' });
+    await waitFor(() => expect(fake.tickets.size).toBe(1));
+  });
+
+  it('refuses in advance a message that fits 5,000 characters but not the 32 KiB body the server takes', async () => {
+    widget = start(fake);
+    await openPanel();
+    const box = ui().getByRole('textbox', { name: 'Message' });
+    fireEvent.input(box, { target: { value: '👍🏽'.repeat(4_500) } }); // 8 bytes of UTF-8 each: 36,000
+    const count = root().querySelector('.count')!;
+    expect([count.textContent, count.className]).toEqual(['4,500 / 5,000', 'count over']);
+    expect(root().querySelector('.compose [role="status"]')!.textContent).toBe('Too long to send.');
+    expect(ui().getByRole('button', { name: 'Send' }).hasAttribute('disabled')).toBe(true);
+    fireEvent.keyDown(box, { key: 'Enter' });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(fake.requests.filter((r) => r.method === 'POST')).toHaveLength(0);
+    // 3,000 of them (24,000 bytes) fit, with the counter hidden far from the character limit.
+    fireEvent.input(box, { target: { value: '👍🏽'.repeat(3_000) } });
+    expect(root().querySelector('.count')).toBeNull();
     fireEvent.keyDown(box, { key: 'Enter' });
     await waitFor(() => expect(fake.tickets.size).toBe(1));
   });

@@ -1,6 +1,6 @@
 import { Component, type Ref } from 'preact';
 import { countChars } from '@parley/shared/chars';
-import { MAX_MESSAGE } from '../store.ts';
+import { MAX_MESSAGE, tooLong } from '../store.ts';
 
 interface Props {
   /** Returns false when the text was not taken (it then stays in the box). */
@@ -26,14 +26,14 @@ export class Composer extends Component<Props> {
   private submit = (e?: Event) => {
     e?.preventDefault();
     const { text } = this.props.draft;
-    const length = countChars(text.trim());
-    if (length && length <= MAX_MESSAGE && this.props.onSend(text)) this.keep('');
+    if (text.trim() && !tooLong(text.trim()) && this.props.onSend(text)) this.keep('');
   };
 
   render({ textRef, draft: { text } }: Props) {
     const length = countChars(text.trim());
     const left = MAX_MESSAGE - length;
-    const over = left < 0;
+    // Over 5,000 characters, or (emoji, mostly) over the bytes a request may carry.
+    const over = tooLong(text.trim());
     return (
       <form class="compose" onSubmit={this.submit}>
         <textarea
@@ -49,13 +49,13 @@ export class Composer extends Component<Props> {
             if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) this.submit(e);
           }}
         />
-        {left <= 500 && (
+        {(left <= 500 || over) && (
           <span class={over ? 'count over' : 'count'}>
             {fmt(length)} / {fmt(MAX_MESSAGE)}
           </span>
         )}
         <span class="sr" role="status">
-          {over ? `Over the limit of ${fmt(MAX_MESSAGE)} characters.` : left <= 500 ? `At most ${left > 100 ? 500 : 100} characters left.` : ''}
+          {over ? (left < 0 ? `Over the limit of ${fmt(MAX_MESSAGE)} characters.` : 'Too long to send.') : left <= 500 ? `At most ${left > 100 ? 500 : 100} characters left.` : ''}
         </span>
         <button type="submit" class="send" disabled={!length || over}>
           Send
