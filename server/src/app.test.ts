@@ -234,6 +234,9 @@ describe('GET /widget.js', () => {
     expect(r.headers.get('content-type')).toMatch(/^text\/javascript/);
     expect(r.headers.get('etag')).toMatch(/^"[A-Za-z0-9_-]+"$/);
     expect(r.headers.get('cache-control')).toMatch(/max-age=\d+/);
+    // The bundle names its map in no comment; this header does, relative to the script.
+    expect(r.headers.get('sourcemap')).toBe('widget.js.map');
+    expect((await fetch(`${t.base}/widget.js.map`)).status).toBe(200);
     expect((await r.text()).length).toBeGreaterThan(100);
     const again = await fetch(`${t.base}/widget.js`, { headers: { 'If-None-Match': r.headers.get('etag')! } });
     expect(again.status).toBe(304);
