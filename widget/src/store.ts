@@ -189,7 +189,9 @@ export function createStore(d: StoreDeps) {
         items = items.map((i) => (i === mine ? { ...i, state: 'covered' } : i));
         if (mine.state === 'failed') enqueue(mine.key);
       }
-      fresh.push(m);
+      // The page's `message` event is for new messages (a reply as it comes, the visitor's own once
+      // sent), not for the history a page load or identify() reads: that would count as unread.
+      if (live || replacing) fresh.push(m);
       if (live && m.author === 'agent') {
         if (!state.open) unread++;
         announcements = [...announcements, [m.id, `${m.author_name || state.siteName}: ${m.body}`]].slice(-ANNOUNCED) as State['announcements'];

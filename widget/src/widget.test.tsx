@@ -241,6 +241,22 @@ describe('conversation', () => {
     expect(messages.map((m) => (m as { body: string }).body)).toEqual(['Is anyone there?', 'Yes, Sam here.']);
   });
 
+  it("fires the page's message event for new messages only, not for the history a reload reads", async () => {
+    const ticket = fake.createTicketDirectly('Earlier question');
+    fake.agentReply(ticket.ticketId, 'Earlier answer');
+    localStorage.setItem(`parley:${SERVICE_ID}`, JSON.stringify(ticket));
+    widget = start(fake);
+    const messages: string[] = [];
+    Parley().on('message', (m) => messages.push((m as { body: string }).body));
+    await openPanel();
+    expect(await ui().findByText('Earlier answer')).toBeTruthy();
+    await waitFor(() => expect(fake.openStreams()).toBe(1));
+    fake.agentReply(ticket.ticketId, 'A new answer');
+    expect(await ui().findByText('A new answer')).toBeTruthy();
+    await type('Thanks');
+    await waitFor(() => expect(messages).toEqual(['A new answer', 'Thanks']));
+  });
+
   it('announces each of several replies that arrive together, each once, and not the history on a reload', async () => {
     const { ticketId } = await chatLive('Hello');
     const live = () => [...shadowOf(widget!).querySelector('[aria-live="polite"]')!.children].map((c) => c.textContent);
