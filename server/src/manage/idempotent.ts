@@ -6,7 +6,7 @@
 import type { Request, Response } from 'express';
 import type { Auth } from '../auth/authenticate.js';
 import type { AppContext } from '../context.js';
-import { findReplay, idempotencyOf, rememberResponse, type StoredResponse } from '../widget/idempotency.js';
+import { findReplay, idempotencyOf, rememberResponse, type StoredResponse } from '../http/idempotency.js';
 
 /**
  * Runs `write` (synchronous: its rows and the stored response commit together) under the request's

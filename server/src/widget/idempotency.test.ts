@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seed, startTestServer, type Fixture, type TestServer } from '../test-helpers/harness.js';
 import { createTicket, spendLedger, visitor } from '../test-helpers/widget.js';
-import { canonicalJson } from './idempotency.js';
+import { canonicalJson } from '../http/idempotency.js';
 
 let t: TestServer;
 beforeAll(async () => {

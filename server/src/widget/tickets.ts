@@ -20,7 +20,7 @@ import { admit, admitAndWrite, type Admitted } from './guard.js';
 import {
   anonymousVisitor, checkUserTokenHeader, identifyVisitor, requireUser, userTokenHeader, type VisitorIdentity,
 } from './identity.js';
-import { findReplay, idempotencyOf, rememberResponse, type Idempotency, type StoredResponse } from './idempotency.js';
+import { findReplay, idempotencyOf, rememberResponse, type Idempotency, type StoredResponse } from '../http/idempotency.js';
 import { charge } from './spend.js';
 
 export const MESSAGES_PAGE = 100;

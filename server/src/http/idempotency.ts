@@ -1,6 +1,7 @@
-// Idempotency-Key on widget POSTs (SPEC section 6): within 24 hours the same key and body replay the
-// first response (no second row, no second charge); the same key with another body is 409. The
-// lookup, the write, the charge and the stored response are one IMMEDIATE transaction (the caller's).
+// Idempotency-Key on POSTs, of the widget (SPEC section 6) and of the management API (see
+// manage/idempotent.ts): within 24 hours the same key and body replay the first response (no second
+// row, no second charge); the same key with another body is 409. The lookup, the write, the charge
+// and the stored response are one IMMEDIATE transaction (the caller's).
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { IdempotencyKey } from '@parley/shared';
 import type { Request } from 'express';
