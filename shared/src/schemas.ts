@@ -40,6 +40,8 @@ const Name = (max: number) =>
 export const WorkspaceName = Name(100);
 
 export const MAX_MESSAGE = 5000;
+/** The longest signed user token taken, in the body (400 beyond) or in X-User-Token (401 beyond). */
+export const MAX_USER_TOKEN = 8192;
 /**
  * A message body: 1 to 5,000 characters after trimming; stored trimmed. A body of nothing but
  * invisible characters (zero-width spaces, direction marks, a BOM, control characters), which
@@ -93,7 +95,7 @@ export const CreateTicketBody = z.strictObject({
   visitor: Absent(Visitor),
   page_url: Absent(HttpUrl),
   metadata: Absent(Metadata),
-  user_token: z.string().min(1).max(8192).optional(),
+  user_token: z.string().min(1).max(MAX_USER_TOKEN).optional(),
   api_key: z.string().optional(),
 });
 export type CreateTicketBody = z.infer<typeof CreateTicketBody>;

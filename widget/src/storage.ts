@@ -11,7 +11,7 @@ export interface Unsent {
   idempotencyKey: string;
   /** The exact create body of the first attempt (see store.ts): a retry must repeat it byte for byte. */
   body?: CreateTicketRequest;
-  /** When its Idempotency-Key was first sent (Date.now()); absent in what the previous version stored. */
+  /** When its Idempotency-Key was first sent (Date.now()); an entry without it is never replayed by itself. */
   at?: number;
 }
 

@@ -3,7 +3,7 @@
 import { createPublicKey } from 'node:crypto';
 import { decodeProtectedHeader, errors, importSPKI, jwtVerify } from 'jose';
 import type { AppContext } from '../context.js';
-import { withinChars } from '@parley/shared';
+import { MAX_USER_TOKEN, withinChars } from '@parley/shared';
 import { findSigningKey, type SigningKeyRow } from '../db/signing-keys.js';
 import type { SiteRow } from '../db/sites.js';
 import { ApiError } from '../errors.js';
@@ -55,7 +55,6 @@ export function isP256PublicKeyPem(pem: string): boolean {
 
 const refuse = (why: string): ApiError => new ApiError('invalid_user_token', `The user token was refused: ${why}.`);
 
-export const MAX_USER_TOKEN = 8192;
 /** Three base64url parts joined by dots (RFC 7515's compact serialization); an empty signature is `alg: none`'s, refused by its alg. */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 

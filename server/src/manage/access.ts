@@ -10,6 +10,8 @@ import { decodeCursor } from '../db/cursors.js';
 import { ApiError, parseOr400 } from '../errors.js';
 import { setRateLimitHeaders, takeTokenNow } from '../limits/ratelimit.js';
 
+const NoQuery = z.strictObject({});
+
 /**
  * Authenticates a management request, counts it against the key's rate limit and checks `scope`.
  * A route that reads a query string says so (`takesQuery`) and parses it with parseQuery; on every
@@ -29,8 +31,6 @@ export function authorize(ctx: AppContext, req: Request, res: Response, scope: S
   if (!opts.takesQuery) parseQuery(NoQuery, req);
   return auth;
 }
-
-const NoQuery = z.strictObject({});
 
 /** Parses a query string strictly: unknown or repeated parameters are `400 invalid_request`. */
 export function parseQuery<T>(schema: ZodType<T>, req: Request): T {
