@@ -1,6 +1,8 @@
 // Ids and random bytes: CSPRNG bytes from a pool, each handed out once and never changed after.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { newId, pooledRandomBytes } from './util.js';
+import { openDatabase } from './db/open.js';
+import { newId, pooledRandomBytes, sortableTime } from './util.js';
 
 describe('pooledRandomBytes', () => {
   it('returns the requested length, across pool refills and beyond the pool size', () => {
@@ -20,9 +22,39 @@ describe('pooledRandomBytes', () => {
     expect(first.equals(copy)).toBe(true);
   });
 
-  it('gives ids of 128 random bits in base64url after their prefix', () => {
-    const ids = new Set(Array.from({ length: 5000 }, () => newId('msg')));
+  it('gives ids of a sortable time and 128 random bits in base64url after their prefix', () => {
+    const now = Date.now();
+    const ids = new Set(Array.from({ length: 5000 }, () => newId('msg', now)));
     expect(ids.size).toBe(5000);
-    for (const id of ids) expect(id).toMatch(/^msg_[A-Za-z0-9_-]{22}$/);
+    for (const id of ids) expect(id).toMatch(new RegExp(`^msg_${sortableTime(now)}[A-Za-z0-9_-]{22}$`));
+  });
+});
+
+describe('sortableTime', () => {
+  it('is 8 base64url characters that compare as the times do, over the whole 48-bit range', () => {
+    const ms = fc.integer({ min: 0, max: 2 ** 48 - 1 });
+    fc.assert(
+      fc.property(ms, ms, (a, b) => {
+        const [x, y] = [sortableTime(a), sortableTime(b)];
+        expect(x).toMatch(/^[A-Za-z0-9_-]{8}$/);
+        expect(Math.sign(x < y ? -1 : x > y ? 1 : 0)).toBe(Math.sign(a - b));
+      }),
+      { numRuns: 2000 },
+    );
+    expect(sortableTime(0)).toBe('--------');
+    expect(sortableTime(2 ** 48 - 1)).toBe('zzzzzzzz');
+  });
+
+  it('puts a later id after an earlier one in SQLite\'s own order (the order of a TEXT unique index)', () => {
+    const db = openDatabase(':memory:');
+    try {
+      const times = [0, 1, 63, 64, 65, 4095, 4096, 1.7e12, 1.7e12 + 1, Date.now(), 2 ** 48 - 1];
+      const ids = times.map((t) => newId('msg', t));
+      const shuffled = [...ids].sort(() => Math.random() - 0.5);
+      const sorted = db.prepare(`SELECT value FROM json_each(?) ORDER BY value`).pluck().all(JSON.stringify(shuffled));
+      expect(sorted).toEqual(ids);
+    } finally {
+      db.close();
+    }
   });
 });
