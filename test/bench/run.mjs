@@ -19,7 +19,6 @@ import {
 import { freePort, killAll, measureCpu, runNode, sampleRss, spawned, spawnNode, waitHttp } from './lib/procs.mjs';
 import { formatProfile, summarizeProfile } from './lib/profile.mjs';
 import { evaluateTargets, fmtCount, formatTable, formatTargets, tableRows, toMB } from './lib/report.mjs';
-import { addTickets } from './lib/seed.mjs';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const LOAD = join(HERE, 'lib/load.mjs');
@@ -396,7 +395,8 @@ async function profileCase(caseId, template) {
   if (!c) throw new Error(`--profile takes one of ${Object.keys(CASES).join(', ')}`);
   const dir = join(tmp, 'profile');
   const db = copyDb(template.db, join(tmp, 'profile.db'));
-  if (caseId === 'case4') addTickets(db, SERVICE_ID, settings.sizes[settings.sizes.length - 1]);
+  // The seeder makes ids with the server's own code (server/dist), so it loads after requireBuild().
+  if (caseId === 'case4') (await import('./lib/seed.mjs')).addTickets(db, SERVICE_ID, settings.sizes[settings.sizes.length - 1]);
   const server = await startParley({ db, logFile: join(tmp, 'profile.log'), nodeArgs: [...settings.serverNodeArgs, '--cpu-prof', '--cpu-prof-dir', dir], logLevel: settings.serverLogLevel });
   let r;
   try {
@@ -451,7 +451,7 @@ async function main() {
       const db = fresh('case4');
       let have = 0;
       for (const size of settings.sizes) {
-        const ms = addTickets(db, SERVICE_ID, size - have);
+        const ms = (await import('./lib/seed.mjs')).addTickets(db, SERVICE_ID, size - have);
         seeding.push({ tickets: size, added: size - have, ms: Math.round(ms) });
         log(`case4: seeded ${fmtCount(size)} tickets (+${size - have} in ${(ms / 1000).toFixed(1)} s)`);
         have = size;

@@ -2,6 +2,7 @@
 // database file while no server runs, in one transaction with prepared statements.
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
+import { sortableTime } from '../../../server/dist/util.js';
 
 const BATCH = 10_000;
 
@@ -18,7 +19,7 @@ export function addTickets(file, serviceId, count) {
     // fsync, and the WAL mode the server expects is put back at the end.
     db.pragma('journal_mode = OFF');
     db.pragma('synchronous = OFF');
-    // Random ids land all over their unique indexes: keep those pages in memory while seeding.
+    // Ids are the server's shape (newId: the time, then random bits); the cache covers the indexes.
     db.pragma('cache_size = -262144');
     const site = db.prepare('SELECT id FROM sites WHERE service_id = ?').get(serviceId);
     if (!site) throw new Error(`no site ${serviceId} in ${file}`);
@@ -40,7 +41,7 @@ export function addTickets(file, serviceId, count) {
           const o = i * 64;
           const at = start + k * step;
           const info = ticket.run(
-            `tkt_${rnd.subarray(o, o + 16).toString('base64url')}`,
+            `tkt_${sortableTime(at)}${rnd.subarray(o, o + 16).toString('base64url')}`,
             site.id,
             k % 5 === 0 ? 'closed' : 'open',
             rnd.subarray(o + 16, o + 48),
@@ -49,7 +50,7 @@ export function addTickets(file, serviceId, count) {
             at,
             at,
           );
-          message.run(`msg_${rnd.subarray(o + 48, o + 64).toString('base64url')}`, info.lastInsertRowid, `Question number ${k}: how do I change my plan?`, at);
+          message.run(`msg_${sortableTime(at)}${rnd.subarray(o + 48, o + 64).toString('base64url')}`, info.lastInsertRowid, `Question number ${k}: how do I change my plan?`, at);
         }
       }
     })();
