@@ -43,6 +43,10 @@ describe('sortableTime', () => {
     );
     expect(sortableTime(0)).toBe('--------');
     expect(sortableTime(2 ** 48 - 1)).toBe('zzzzzzzz');
+    // Out of range: held to the nearer end, still 8 characters of the alphabet.
+    for (const [ms, want] of [[-1, '--------'], [NaN, '--------'], [2 ** 48, 'zzzzzzzz'], [Infinity, 'zzzzzzzz'], [-Infinity, '--------']] as const) {
+      expect(sortableTime(ms)).toBe(want);
+    }
   });
 
   it('puts a later id after an earlier one in SQLite\'s own order (the order of a TEXT unique index)', () => {

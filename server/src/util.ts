@@ -25,10 +25,13 @@ export function pooledRandomBytes(n: number): Buffer {
 /** base64url's 64 characters in ASCII order, so that encoded numbers sort as the numbers do. */
 const SORTED_64 = '-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz';
 
-/** `ms` (0 to 2^48 - 1) as 8 characters that sort, as SQLite compares text, in time order. */
+/**
+ * `ms` as 8 characters that sort, as SQLite compares text, in time order. The range is 0 to
+ * 2^48 - 1 (the year 10889); a time outside it (or NaN) is held to its nearer end, never garbled.
+ */
 export function sortableTime(ms: number): string {
   let out = '';
-  let rest = Math.floor(ms);
+  let rest = Number.isNaN(ms) ? 0 : Math.min(Math.max(Math.floor(ms), 0), 2 ** 48 - 1);
   for (let i = 0; i < 8; i++) {
     out = SORTED_64[rest % 64]! + out;
     rest = Math.floor(rest / 64);
