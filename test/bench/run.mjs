@@ -449,9 +449,10 @@ async function main() {
     const seeding = [];
     if (wanted('case4')) {
       const db = fresh('case4');
+      const { addTickets } = await import('./lib/seed.mjs');
       let have = 0;
       for (const size of settings.sizes) {
-        const ms = (await import('./lib/seed.mjs')).addTickets(db, SERVICE_ID, size - have);
+        const ms = addTickets(db, SERVICE_ID, size - have);
         seeding.push({ tickets: size, added: size - have, ms: Math.round(ms) });
         log(`case4: seeded ${fmtCount(size)} tickets (+${size - have} in ${(ms / 1000).toFixed(1)} s)`);
         have = size;
